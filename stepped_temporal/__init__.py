@@ -1,0 +1,60 @@
+"""stepped_temporal: the Stepped workflow API for SQLAlchemy models, on Temporal.
+
+Declare actions on models (`Actor.stepped_action`), start them
+(`start`, `run`, ``<name>_later``, ``<name>_now``), and run a worker
+(`create_worker`). See SEMANTICS.md for the rules, API.md for the names.
+"""
+
+from temporalio.common import RetryPolicy
+
+from .action import Action, Step
+from .actors import Actor
+from .checksums import checksum
+from .client import ActionHandle, action_handle, complete, run, start
+from .config import configure
+from .definitions import Definition
+from .errors import (
+    ActionNotFound,
+    ActorNotFound,
+    ArgumentTypeError,
+    Deadlock,
+    DefinitionError,
+    InvalidStatus,
+    NotConfigured,
+    SteppedError,
+    UnknownActorType,
+)
+from .results import ActionError, ActionResult, ActionState, ActorRef, StepState
+from .status import Status
+from .worker import create_worker
+
+__all__ = [
+    "Action",
+    "ActionError",
+    "ActionHandle",
+    "ActionNotFound",
+    "ActionResult",
+    "ActionState",
+    "Actor",
+    "ActorNotFound",
+    "ActorRef",
+    "ArgumentTypeError",
+    "Deadlock",
+    "Definition",
+    "DefinitionError",
+    "InvalidStatus",
+    "NotConfigured",
+    "RetryPolicy",
+    "Status",
+    "Step",
+    "StepState",
+    "SteppedError",
+    "UnknownActorType",
+    "action_handle",
+    "checksum",
+    "complete",
+    "configure",
+    "create_worker",
+    "run",
+    "start",
+]

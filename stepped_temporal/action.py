@@ -1,0 +1,150 @@
+"""`Action` and `Step`: what user code holds while an activity runs it.
+
+Neither touches Temporal. A step only records *intents* (children, waits,
+status); the workflow acts on them once the body has returned (S3.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from .actors import Actor, actor_ref
+from .arguments import encode_arguments
+from .definitions import resolve_definition
+from .errors import SteppedError
+from .messages import ChildIntent
+from .status import completion_status
+
+
+class Action:
+    """One action, as seen by `before`, steps (``step.action``), callbacks and jobs."""
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        actor: Actor,
+        name: str,
+        arguments: list[Any],
+        status: str = "pending",
+        root: bool = True,
+        outbound: bool = False,
+        checksum: str | None = None,
+        checksum_key: str | None = None,
+        concurrency_key: str | None = None,
+        can_complete: bool = False,
+    ) -> None:
+        self.id = id
+        self.actor = actor
+        self.name = name
+        self._arguments = list(arguments)
+        self.status = status
+        self.root = root
+        self.outbound = outbound
+        self.checksum = checksum
+        self.checksum_key = checksum_key
+        self.concurrency_key = concurrency_key
+        self._can_complete = can_complete
+        #: set by cancel() / complete(): the status asked for
+        self.completion: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Action {self.id} {self.status}>"
+
+    @property
+    def arguments(self) -> list[Any]:
+        """The action's arguments; assign a new list or change this one (S3.10)."""
+        return self._arguments
+
+    @arguments.setter
+    def arguments(self, value: list[Any]) -> None:
+        encode_arguments(value, culprit=f"assigning arguments of action {self.id}")
+        self._arguments = list(value)
+
+    def cancel(self) -> None:
+        """Cancel the action (in `before` and jobs)."""
+        self.complete("cancelled")
+
+    def complete(self, status: str = "succeeded") -> None:
+        """Complete the action with `status` (in `before` and jobs)."""
+        name = completion_status(status, what=f"complete() of action {self.id}")
+        if not self._can_complete:
+            raise SteppedError(
+                f"action {self.id}: cancel()/complete() work in before hooks and jobs only; "
+                f"a step fails its action with step.status = 'failed'"
+            )
+        self.completion = name
+
+
+class Step:
+    """The step being run; ``step.do``/``step.on``/``step.wait`` record dependencies."""
+
+    def __init__(self, action: Action, index: int) -> None:
+        self.action = action
+        self.index = index
+        self._status = "performing"
+        self._open = True
+        self.children: list[ChildIntent] = []
+        self.waits: list[float] = []
+
+    def __repr__(self) -> str:
+        return f"<Step {self.index} of {self.action.id}>"
+
+    @property
+    def status(self) -> str:
+        """ "performing" while the body runs; assign "failed" to fail the step (S3.7)."""
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        if value != "failed":
+            raise ValueError(f"step.status can only be set to 'failed', not {value!r}")
+        self._status = "failed"
+
+    def do(self, name: str, *arguments: Any) -> None:
+        """Add a child action `name` on this step's actor."""
+        self.on(self.action.actor, name, *arguments)
+
+    def on(self, actors: Actor | Iterable[Actor | None] | None, name: str, *arguments: Any) -> None:
+        """Add one child action `name` per actor; None actors are skipped (S3.11)."""
+        self._check_open("on")
+        if actors is None:
+            return
+        targets = [actors] if isinstance(actors, Actor) else list(actors)
+        intents = []
+        for actor in targets:
+            if actor is None:
+                continue
+            type_name, actor_id = actor_ref(actor)
+            resolve_definition(type(actor), name)
+            encoded = encode_arguments(
+                arguments, culprit=f"step {self.index} of {self.action.id}: {type_name}.{name}"
+            )
+            intents.append(ChildIntent(type_name, actor_id, name, encoded))
+        self.children.extend(intents)
+
+    def wait(self, duration: timedelta | float | int) -> None:
+        """Add a durable timer that concludes successfully when it elapses (S3.12)."""
+        self._check_open("wait")
+        if isinstance(duration, timedelta):
+            seconds = duration.total_seconds()
+        elif isinstance(duration, (int, float)) and not isinstance(duration, bool):
+            seconds = float(duration)
+        else:
+            raise TypeError(f"step.wait takes a timedelta or seconds, got {duration!r}")
+        if seconds < 0:
+            raise ValueError(f"step.wait duration must not be negative, got {duration!r}")
+        self.waits.append(seconds)
+
+    def close(self) -> None:
+        """Called when the body returned: later calls are mistakes."""
+        self._open = False
+
+    def _check_open(self, what: str) -> None:
+        if not self._open:
+            raise SteppedError(
+                f"step.{what} called after step {self.index} of {self.action.id} returned; "
+                f"dependencies can only be added while the step body runs"
+            )

@@ -1,0 +1,410 @@
+"""Every activity: the only place user code runs and SQL is touched (S1.4).
+
+Each user callable runs against an actor loaded fresh in its own transaction,
+committed when it returns and rolled back when it raises. A *handled*
+exception (S8.1) becomes part of the activity's result, so the workflow fails
+the action without retrying; an unhandled one fails the activity, so Temporal
+retries it under the action's retry policy (S8.2). Errors of the input itself
+(unknown type, deleted actor, unknown action) are returned, never retried.
+
+Activities are async so prepare can join the lane with the Temporal client;
+user code runs in a thread pool, since it is synchronous SQLAlchemy code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+from temporalio import activity
+
+from . import achievements
+from .action import Action, Step
+from .actors import Actor, actor_class, is_mapped, load_actor
+from .arguments import decode_arguments, encode_arguments
+from .config import get_engine, is_handled, settings
+from .definitions import Definition, resolve_definition
+from .errors import ActionNotFound, ActorNotFound, DefinitionError, SteppedError, UnknownActorType
+from .messages import (
+    ActionContext,
+    ErrorData,
+    FinishInput,
+    FinishOutcome,
+    LaneJoin,
+    LaneState,
+    Prepared,
+    PrepareInput,
+    RetryData,
+    StepInput,
+    StepOutcome,
+)
+
+log = logging.getLogger("stepped_temporal")
+T = TypeVar("T")
+
+LANE_PREFIX = "stepped-lane/"
+#: Errors of the input, not of the moment: retrying cannot help.
+_PERMANENT = (UnknownActorType, ActorNotFound, ActionNotFound, DefinitionError)
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def set_executor(executor: ThreadPoolExecutor) -> None:
+    """Use `executor` for user code (create_worker sizes it to the activity slots)."""
+    global _executor
+    _executor = executor
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stepped")
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_executor, context.run, fn)
+
+
+def lane_id(concurrency_key: str) -> str:
+    """The lane workflow id of a concurrency key."""
+    return LANE_PREFIX + concurrency_key
+
+
+def error_data(error: BaseException) -> ErrorData:
+    """The type name and message of `error`."""
+    return ErrorData(type(error).__name__, str(error))
+
+
+@contextmanager
+def _transaction() -> Iterator[Session]:
+    with Session(get_engine(), expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+class _Handled(Exception):
+    """A handled user exception, carried out of the transaction so it rolls back."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _call_user(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call user code; handled exceptions become `_Handled`, others propagate (retry)."""
+    try:
+        result = fn(*args)
+    except SteppedError as error:
+        raise _Handled(error) from error
+    except Exception as error:
+        if is_handled(error):
+            raise _Handled(error) from error
+        raise
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise _Handled(
+            DefinitionError(
+                f"{getattr(fn, '__qualname__', fn)!r} returned an awaitable: step bodies, hooks "
+                f"and callbacks must be plain (sync) functions"
+            )
+        )
+    return result
+
+
+def _load(session: Session, context: ActionContext) -> tuple[Actor, Definition, list[Any]]:
+    actor = load_actor(
+        session if is_mapped(actor_class(context.actor_type)) else None,
+        context.actor_type,
+        context.actor_id,
+    )
+    definition = resolve_definition(type(actor), context.name, strict=settings().strict)
+    arguments = decode_arguments(
+        context.arguments, lambda type_name, actor_id: load_actor(session, type_name, actor_id)
+    )
+    return actor, definition, arguments
+
+
+def _action(
+    actor: Actor,
+    context: ActionContext,
+    arguments: list[Any],
+    *,
+    status: str,
+    can_complete: bool = False,
+) -> Action:
+    return Action(
+        id=context.action_id,
+        actor=actor,
+        name=context.name,
+        arguments=arguments,
+        status=status,
+        root=context.root,
+        outbound=context.outbound,
+        checksum=context.checksum,
+        checksum_key=context.checksum_key,
+        concurrency_key=context.concurrency_key,
+        can_complete=can_complete,
+    )
+
+
+def _key(
+    definition: Definition,
+    fn: Callable[..., Any] | str | None,
+    actor: Actor,
+    arguments: list[Any],
+    default: str | None,
+) -> Any:
+    if fn is None:
+        return default
+    if isinstance(fn, str):
+        method = getattr(actor, fn, None)
+        if not callable(method):
+            raise DefinitionError(
+                f"{definition!r}: {type(actor).__qualname__} has no method {fn!r}"
+            )
+        return _call_user(method)
+    return _call_user(fn, actor, *arguments)
+
+
+def _key_text(value: Any, default: str) -> str:
+    """S3.3: blank means the default, a list is joined with '/', anything else str()-ed."""
+    if value is None or value == "" or value == []:
+        return default
+    if isinstance(value, (list, tuple)):
+        return "/".join(str(part) for part in value)
+    return str(value)
+
+
+def _timeout_seconds(definition: Definition, actor: Actor) -> float | None:
+    timeout = definition.timeout
+    if isinstance(timeout, str):
+        method = getattr(actor, timeout, None)
+        if not callable(method):
+            raise DefinitionError(f"{definition!r}: timeout method {timeout!r} does not exist")
+        timeout = _call_user(method)
+    if timeout is None:
+        return None
+    if isinstance(timeout, timedelta):
+        return timeout.total_seconds()
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        return float(timeout)
+    raise DefinitionError(
+        f"{definition!r}: timeout must be a timedelta or seconds, got {timeout!r}"
+    )
+
+
+def _retry_data(definition: Definition) -> RetryData | None:
+    policy = definition.retry
+    if policy is None:
+        return None
+    return RetryData(
+        initial_interval=policy.initial_interval.total_seconds(),
+        backoff_coefficient=policy.backoff_coefficient,
+        maximum_interval=policy.maximum_interval.total_seconds()
+        if policy.maximum_interval
+        else None,
+        maximum_attempts=policy.maximum_attempts,
+        non_retryable_error_types=list(policy.non_retryable_error_types or []),
+    )
+
+
+def _tenancy(context: ActionContext) -> str:
+    from .actors import tenancy_key
+
+    return tenancy_key(context.actor_type, context.actor_id, context.name)
+
+
+# -- prepare ---------------------------------------------------------------
+
+
+def _prepare(data: PrepareInput) -> Prepared:
+    context = data.action
+    try:
+        with _transaction() as session:
+            actor, definition, arguments = _load(session, context)
+            action = _action(actor, context, arguments, status="pending", can_complete=True)
+            for hook in definition.before_hooks:
+                _call_user(hook, actor, action, *action.arguments)
+                if action.completion is not None:
+                    break
+            encoded = encode_arguments(
+                action.arguments, culprit=f"arguments of {context.action_id}"
+            )
+            if action.completion is not None:
+                return Prepared(
+                    outcome=action.completion,
+                    arguments=encoded,
+                    outbound=definition.outbound,
+                    callback_statuses=_callback_statuses(definition),
+                )
+            tenancy = _tenancy(context)
+            concurrency_key = _key_text(
+                _key(definition, definition.concurrency_key_fn, actor, action.arguments, None),
+                tenancy,
+            )
+            checksum_key = _key_text(
+                _key(definition, definition.checksum_key_fn, actor, action.arguments, None), tenancy
+            )
+            from .checksums import checksum as digest
+
+            checksum = (
+                digest(_key(definition, definition.checksum_fn, actor, action.arguments, None))
+                if definition.checksum_fn is not None
+                else None
+            )
+            timeout = _timeout_seconds(definition, actor)
+            achieved = checksum is not None and achievements.exists(session, checksum_key, checksum)
+    except _Handled as handled:
+        log.warning("action %s failed in before/keys: %r", context.action_id, handled.error)
+        return Prepared(
+            outcome="failed", arguments=context.arguments, error=error_data(handled.error)
+        )
+    except _PERMANENT as error:
+        log.warning("action %s cannot run: %s", context.action_id, error)
+        return Prepared(outcome="failed", arguments=context.arguments, error=error_data(error))
+    return Prepared(
+        outcome="achieved" if achieved else "joined",
+        arguments=encoded,
+        concurrency_key=concurrency_key,
+        checksum_key=checksum_key,
+        checksum=checksum,
+        outbound=definition.outbound,
+        timeout=timeout,
+        step_count=len(definition.runnable_steps()),
+        job=definition.job is not None,
+        callback_statuses=_callback_statuses(definition),
+        retry=_retry_data(definition),
+        lane_id=None if achieved else lane_id(concurrency_key),
+    )
+
+
+def _callback_statuses(definition: Definition) -> list[str]:
+    return sorted({status for status, _ in definition.after_callbacks})
+
+
+@activity.defn(name="stepped_prepare")
+async def prepare(data: PrepareInput) -> Prepared:
+    """Run `before`, compute keys and checksum, check the achievement, join the lane."""
+    prepared = await _in_thread(lambda: _prepare(data))
+    if prepared.outcome == "joined":
+        assert prepared.lane_id is not None and prepared.concurrency_key is not None
+        await join_lane(
+            prepared.lane_id,
+            prepared.concurrency_key,
+            LaneJoin(
+                action_id=data.action.action_id,
+                checksum_key=prepared.checksum_key,
+                checksum=prepared.checksum,
+                ancestry=list(data.ancestry),
+                dependent=data.parent,
+            ),
+            task_queue=data.task_queue,
+        )
+    return prepared
+
+
+async def join_lane(lane: str, key: str, join: LaneJoin, *, task_queue: str) -> None:
+    """Signal-with-start the lane: a workflow cannot do this itself."""
+    idle = settings().lane_idle.total_seconds()
+    await activity.client().start_workflow(
+        "SteppedLane",
+        LaneState(key=key, idle_seconds=idle),
+        id=lane,
+        task_queue=task_queue,
+        start_signal="join",
+        start_signal_args=[join],
+    )
+
+
+# -- step ------------------------------------------------------------------
+
+
+def _step(data: StepInput) -> StepOutcome:
+    context = data.action
+    if data.erase_achievement and context.checksum_key is not None:
+        with _transaction() as session:
+            achievements.erase(session, context.checksum_key)
+    try:
+        with _transaction() as session:
+            actor, definition, arguments = _load(session, context)
+            steps = definition.runnable_steps()
+            if data.index >= len(steps):
+                raise DefinitionError(
+                    f"{definition!r} has {len(steps)} step(s) now, but action {context.action_id} "
+                    f"was started when it had more: step {data.index} no longer exists"
+                )
+            step = Step(_action(actor, context, arguments, status="performing"), data.index)
+            try:
+                _call_user(steps[data.index], actor, step, *step.action.arguments)
+            finally:
+                step.close()
+            encoded = encode_arguments(
+                step.action.arguments, culprit=f"arguments of {context.action_id}"
+            )
+    except _Handled as handled:
+        log.warning("action %s: step %d failed: %r", context.action_id, data.index, handled.error)
+        return StepOutcome(error=error_data(handled.error))
+    except _PERMANENT as error:
+        log.warning("action %s: step %d cannot run: %s", context.action_id, data.index, error)
+        return StepOutcome(error=error_data(error))
+    return StepOutcome(
+        children=step.children,
+        waits=step.waits,
+        marked_failed=step.status == "failed",
+        arguments=encoded if encoded != context.arguments else None,
+    )
+
+
+@activity.defn(name="stepped_step")
+async def run_step(data: StepInput) -> StepOutcome:
+    """Run one step body in its own transaction and return the intents it recorded."""
+    return await _in_thread(lambda: _step(data))
+
+
+# -- finish ----------------------------------------------------------------
+
+
+def _finish(data: FinishInput) -> FinishOutcome:
+    context = data.action
+    succeeded = failed = 0
+    errors: list[ErrorData] = []
+    definition = resolve_definition(actor_class(context.actor_type), context.name)
+    for callback in definition.callbacks_for(data.status):
+        try:
+            with _transaction() as session:
+                actor, _, arguments = _load(session, context)
+                action = _action(actor, context, arguments, status=data.status)
+                _call_user(callback, actor, action, *arguments)
+            succeeded += 1
+        except (_Handled, *_PERMANENT) as error:
+            cause = error.error if isinstance(error, _Handled) else error
+            log.warning(
+                "action %s: after-callback %s failed: %r",
+                context.action_id,
+                getattr(callback, "__qualname__", callback),
+                cause,
+            )
+            failed += 1
+            errors.append(error_data(cause))
+    granted = False
+    if data.grant_achievement and failed == 0 and context.checksum is not None:
+        assert context.checksum_key is not None
+        with _transaction() as session:
+            achievements.grant(session, context.checksum_key, context.checksum)
+        granted = True
+    return FinishOutcome(succeeded=succeeded, failed=failed, errors=errors, granted=granted)
+
+
+@activity.defn(name="stepped_finish")
+async def finish(data: FinishInput) -> FinishOutcome:
+    """Run the after-callbacks for a final status, then grant the achievement (S3.9)."""
+    return await _in_thread(lambda: _finish(data))
+
+
+ALL_ACTIVITIES: tuple[Callable[..., Any], ...] = (prepare, run_step, finish)

@@ -1,0 +1,122 @@
+"""Starting, waiting for, inspecting and completing actions (S9.1, S9.2, S6)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from .actors import Actor, actor_ref, tenancy_key
+from .arguments import encode_arguments
+from .config import get_client, settings
+from .definitions import resolve_definition
+from .errors import ArgumentTypeError
+from .messages import ActionData, ActionInput
+from .results import ActionResult, ActionState
+from .status import completion_status
+from .workflows import ACTION_WORKFLOW
+
+#: Called with each started root action's id (the test environment listens).
+start_listeners: list[Callable[[str], None]] = []
+#: Entered around every wait for a result: the time-skipping test environment
+#: lets time run fast while someone waits (and only then).
+result_gate: Callable[[], AbstractAsyncContextManager[None]] | None = None
+
+
+class ActionHandle:
+    """A started action: wait for its result, describe it, cancel it."""
+
+    def __init__(self, client: Client, action_id: str) -> None:
+        self._client = client
+        self.id = action_id
+
+    def __repr__(self) -> str:
+        return f"<ActionHandle {self.id}>"
+
+    @property
+    def workflow_id(self) -> str:
+        """The Temporal workflow id (the same as the action id)."""
+        return self.id
+
+    @property
+    def workflow(self) -> WorkflowHandle[Any, ActionData]:
+        """The underlying Temporal workflow handle."""
+        return self._client.get_workflow_handle(self.id, result_type=ActionData)
+
+    async def result(self) -> ActionResult:
+        """Wait until the action is final and return its result."""
+        if result_gate is None:
+            data = await self.workflow.result()
+        else:
+            async with result_gate():
+                data = await self.workflow.result()
+        return ActionResult.from_data(data)
+
+    async def describe(self) -> ActionState:
+        """The action's state now; works after completion too."""
+        data = await self.workflow.query("describe", result_type=ActionData)
+        return ActionState.from_data(data)
+
+    async def cancel(self) -> None:
+        """Cancel the action (S4.6)."""
+        await self.workflow.signal("cancel")
+
+
+def action_handle(action_id: str, client: Client | None = None) -> ActionHandle:
+    """A handle for an existing action id (needs a configured client unless given)."""
+    if client is None:
+        client = settings().client
+        if client is None:
+            from .errors import NotConfigured
+
+            raise NotConfigured("configure(client=...) before looking up actions by id")
+    return ActionHandle(client, action_id)
+
+
+async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
+    """Start action `name` on `actor` with `arguments`; return once durably started."""
+    type_name, actor_id = actor_ref(actor)
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"action name must be a str, got {type(name).__name__}")
+    resolve_definition(type(actor), name, strict=settings().strict)
+    tenancy = tenancy_key(type_name, actor_id, name)
+    encoded = encode_arguments(arguments, culprit=f"start({tenancy})")
+    client = await get_client()
+    action_id = f"{tenancy}/{uuid.uuid4().hex[:16]}"
+    task_queue = settings().task_queue
+    await client.start_workflow(
+        ACTION_WORKFLOW,
+        ActionInput(
+            action_id=action_id,
+            actor_type=type_name,
+            actor_id=actor_id,
+            name=name,
+            arguments=encoded,
+            task_queue=task_queue,
+        ),
+        id=action_id,
+        task_queue=task_queue,
+    )
+    for listener in list(start_listeners):
+        listener(action_id)
+    return ActionHandle(client, action_id)
+
+
+async def run(actor: Actor, name: str, *arguments: Any) -> ActionResult:
+    """Start action `name` and wait for its final result."""
+    handle = await start(actor, name, *arguments)
+    return await handle.result()
+
+
+async def complete(actor: Actor, name: str, status: str = "succeeded") -> bool:
+    """Complete the performing outbound action `name` of `actor` (S6.1-S6.3).
+
+    Outbound completion is not built yet (its issue is open): this validates
+    the status and raises NotImplementedError.
+    """
+    completion_status(status, what=f"complete({name!r})")
+    actor_ref(actor)
+    raise NotImplementedError("outbound completion is not implemented yet")

@@ -1,0 +1,155 @@
+"""Process-wide configuration: the Temporal client, the database and the task queue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from .errors import NotConfigured
+
+DEFAULT_DATABASE_URL = "sqlite:///stepped.db"
+DEFAULT_TASK_QUEUE = "stepped"
+DEFAULT_ADDRESS = "localhost:7233"
+
+
+@dataclass
+class Settings:
+    """What `configure()` set. Read it with `settings()`."""
+
+    client: Client | None = None
+    address: str = DEFAULT_ADDRESS
+    namespace: str = "default"
+    engine: Engine | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    task_queue: str = DEFAULT_TASK_QUEUE
+    handle_exceptions: tuple[type[BaseException], ...] = (Exception,)
+    strict: bool = False
+    #: start-to-close timeout of activities that run user code
+    activity_timeout: timedelta = timedelta(minutes=10)
+    #: how long an idle lane waits for a late join before it ends
+    lane_idle: timedelta = timedelta(seconds=10)
+    connect_lock: asyncio.Lock | None = field(default=None, repr=False)
+
+
+_settings = Settings()
+
+
+def configure(
+    *,
+    client: Client | None = None,
+    address: str | None = None,
+    namespace: str | None = None,
+    database_url: str | None = None,
+    engine: Engine | None = None,
+    task_queue: str | None = None,
+    handle_exceptions: Iterable[type[BaseException]] | None = None,
+    strict: bool | None = None,
+    activity_timeout: timedelta | None = None,
+    lane_idle: timedelta | None = None,
+) -> None:
+    """Configure stepped_temporal for this process.
+
+    Pass a connected `client`, or an `address` (and `namespace`) to connect
+    to on first use. Pass an `engine`, or a `database_url` (default
+    ``sqlite:///stepped.db``). Arguments left out keep their current values.
+    """
+    global _settings
+    changes: dict[str, Any] = {}
+    if client is not None:
+        changes["client"] = client
+    if address is not None:
+        changes.update(address=address, client=client)
+    if namespace is not None:
+        changes["namespace"] = namespace
+    if engine is not None:
+        changes["engine"] = engine
+    if database_url is not None:
+        changes.update(database_url=database_url, engine=engine)
+    if task_queue is not None:
+        changes["task_queue"] = task_queue
+    if handle_exceptions is not None:
+        classes = tuple(handle_exceptions)
+        for cls in classes:
+            if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+                raise TypeError(f"handle_exceptions takes exception classes, got {cls!r}")
+        changes["handle_exceptions"] = classes
+    if strict is not None:
+        changes["strict"] = strict
+    if activity_timeout is not None:
+        changes["activity_timeout"] = activity_timeout
+    if lane_idle is not None:
+        changes["lane_idle"] = lane_idle
+    _settings = replace(_settings, **changes)
+
+
+def reset() -> None:
+    """Forget every setting (tests use it between environments)."""
+    global _settings
+    _settings = Settings()
+
+
+def settings() -> Settings:
+    """The current settings."""
+    return _settings
+
+
+async def get_client() -> Client:
+    """The configured client, connecting to the configured address on first use."""
+    current = _settings
+    if current.client is not None:
+        return current.client
+    if current.connect_lock is None:
+        current.connect_lock = asyncio.Lock()
+    async with current.connect_lock:
+        if current.client is None:
+            try:
+                current.client = await Client.connect(current.address, namespace=current.namespace)
+            except Exception as error:
+                raise NotConfigured(
+                    f"cannot connect to Temporal at {current.address} "
+                    f"(namespace {current.namespace}): {error}"
+                ) from error
+        return current.client
+
+
+def get_engine() -> Engine:
+    """The configured engine, created from the database URL on first use."""
+    current = _settings
+    if current.engine is None:
+        current.engine = create_engine(current.database_url)
+    return current.engine
+
+
+def create_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite ones are set up for many worker threads.
+
+    SQLite transactions begin with BEGIN IMMEDIATE, so two step transactions on
+    one file serialise instead of losing an update or failing on a lock upgrade.
+    """
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    connect_args = {"check_same_thread": False, "timeout": 30, **kwargs.pop("connect_args", {})}
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_handled(error: BaseException) -> bool:
+    """Whether `error` is one of the handled exception classes (S8.1)."""
+    return isinstance(error, _settings.handle_exceptions)

@@ -1,0 +1,279 @@
+"""`LaneWorkflow`: one per concurrency key; owns queueing, superseding, sharing
+and deadlock detection (S4).
+
+Modelled on the resource-pool sample: signal handlers only change state and
+queue outgoing messages; the main loop sends them, grants the next action, and
+continues-as-new (carrying the state, restored in ``@workflow.init``) when the
+history grows, so a lane serves any number of actions (S4.7). It ends once it
+has been idle for a while; a join racing that end is not lost, because the
+server refuses to complete a run while a signal is unhandled, and the loop
+re-checks after ``all_handlers_finished``.
+
+The lane is the authority on who waits for whom: it moves a superseded
+action's dependents to the successor and, when an action releases the lane,
+tells everyone it holds for that action (inherited dependents, followers
+sharing it) in the same step — so a late follower is never missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from .messages import (
+        Conclusion,
+        Dependency,
+        ErrorData,
+        Forward,
+        LaneEntry,
+        LaneJoin,
+        LaneRelease,
+        LaneState,
+        LaneWithdraw,
+        Verdict,
+    )
+
+LANE_WORKFLOW = "SteppedLane"
+#: how many ids of departed actions a lane remembers to ignore repeated joins
+RECENT = 1000
+#: outgoing signals in flight at once (Temporal allows 2,000 pending per run)
+BATCH = 500
+#: continue-as-new past this many history events, to keep each run small
+HISTORY_LIMIT = 3000
+
+
+@dataclass
+class _Message:
+    workflow_id: str
+    signal: str
+    payload: Any
+    #: a perform verdict: if the action is gone, the lane must not wait for it
+    grant: bool = False
+
+
+@workflow.defn(name=LANE_WORKFLOW)
+class LaneWorkflow:
+    """The lane of one concurrency key."""
+
+    @workflow.init
+    def __init__(self, state: LaneState) -> None:
+        self._state = state
+        self._outbox: list[_Message] = []
+
+    # -- messages (state changes only) ---------------------------------------
+    @workflow.signal
+    def join(self, join: LaneJoin) -> None:
+        """A candidate arrives (S4.1-S4.4)."""
+        state = self._state
+        if self._known(join.action_id):
+            return  # a retried join activity delivers the same candidate again
+        performing = state.performing
+        if performing is not None and performing.action_id in join.ancestry:
+            self._deadlock(join, performing)
+            return
+        shared = self._shareable(join)
+        if shared is not None:
+            shared.followers.append(join.action_id)
+            self._send(join.action_id, "verdict", Verdict("shared", by=shared.action_id))
+            return
+        candidate = LaneEntry(
+            action_id=join.action_id,
+            checksum_key=join.checksum_key,
+            checksum=join.checksum,
+            ancestry=list(join.ancestry),
+            dependent=join.dependent,
+        )
+        for superseded in state.pending:
+            self._supersede(superseded, candidate)
+        state.pending = [candidate]
+
+    @workflow.signal
+    def release(self, release: LaneRelease) -> None:
+        """The performing action reached a final status (S4.5)."""
+        performing = self._state.performing
+        if performing is None or performing.action_id != release.action_id:
+            return
+        self._state.performing = None
+        self._conclude_entry(
+            performing,
+            Verdict(
+                "resolved",
+                by=release.action_id,
+                status=release.status,
+                successful=release.successful,
+                error=release.error,
+                completed_at=release.completed_at,
+            ),
+        )
+
+    @workflow.signal
+    def withdraw(self, withdraw: LaneWithdraw) -> None:
+        """A pending action was cancelled: it leaves the queue (S4.6)."""
+        for entry in self._state.pending:
+            if entry.action_id == withdraw.action_id:
+                self._state.pending.remove(entry)
+                self._send(entry.action_id, "verdict", Verdict("withdrawn"))
+                # its own parent is told by the action; the inherited ones by us
+                self._conclude_entry(
+                    entry,
+                    Verdict("resolved", by=entry.action_id, status="cancelled", successful=False),
+                )
+                return
+
+    @workflow.query
+    def state(self) -> LaneState:
+        """The lane's state: performing, pending, recently departed."""
+        return self._state
+
+    # -- the loop ------------------------------------------------------------
+    @workflow.run
+    async def run(self, state: LaneState) -> LaneState:
+        while True:
+            self._grant_next()
+            if self._outbox:
+                await self._flush()
+                continue
+            if self._idle():
+                try:
+                    await workflow.wait_condition(
+                        lambda: not self._idle() or bool(self._outbox),
+                        timeout=timedelta(seconds=self._state.idle_seconds),
+                    )
+                except TimeoutError:
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    if self._idle() and not self._outbox:
+                        return self._state
+                continue
+            if self._history_is_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._outbox:
+                    self._state.runs += 1
+                    workflow.continue_as_new(self._state)
+                continue
+            await workflow.wait_condition(
+                lambda: (
+                    bool(self._outbox)
+                    or (self._state.performing is None and bool(self._state.pending))
+                    or self._history_is_long()
+                )
+            )
+
+    def _grant_next(self) -> None:
+        state = self._state
+        if state.performing is None and state.pending:
+            entry = state.pending.pop(0)
+            state.performing = entry
+            state.granted += 1
+            self._send(entry.action_id, "verdict", Verdict("perform"), grant=True)
+
+    async def _flush(self) -> None:
+        batch, self._outbox = self._outbox[:BATCH], self._outbox[BATCH:]
+        await asyncio.gather(*(self._deliver(message) for message in batch))
+
+    async def _deliver(self, message: _Message) -> None:
+        try:
+            await workflow.get_external_workflow_handle(message.workflow_id).signal(
+                message.signal, message.payload
+            )
+        except ApplicationError as error:
+            if error.type != "ExternalWorkflowExecutionNotFound":
+                raise
+            workflow.logger.warning("lane %s: %s is gone", self._state.key, message.workflow_id)
+            performing = self._state.performing
+            if message.grant and performing and performing.action_id == message.workflow_id:
+                # Granted to an action that no longer runs: it will never release,
+                # nor tell its own parent.
+                self._state.performing = None
+                if performing.dependent is not None:
+                    performing.inherited.append(performing.dependent)
+                self._conclude_entry(
+                    performing,
+                    Verdict(
+                        "resolved",
+                        by=performing.action_id,
+                        status="failed",
+                        successful=False,
+                        error=ErrorData("ActionGone", "the action closed before performing"),
+                    ),
+                )
+
+    # -- rules ---------------------------------------------------------------
+    def _known(self, action_id: str) -> bool:
+        state = self._state
+        if state.performing is not None and state.performing.action_id == action_id:
+            return True
+        return action_id in state.recent or any(e.action_id == action_id for e in state.pending)
+
+    def _shareable(self, join: LaneJoin) -> LaneEntry | None:
+        """S4.3: the performing or a pending action with the same checksum_key and checksum."""
+        if join.checksum is None:
+            return None
+        for entry in [self._state.performing, *self._state.pending]:
+            if (
+                entry is not None
+                and entry.checksum == join.checksum
+                and entry.checksum_key == join.checksum_key
+            ):
+                return entry
+        return None
+
+    def _supersede(self, superseded: LaneEntry, candidate: LaneEntry) -> None:
+        """S4.2: the candidate takes over every dependency of the superseded action."""
+        self._send(superseded.action_id, "verdict", Verdict("superseded", by=candidate.action_id))
+        moved = ([superseded.dependent] if superseded.dependent else []) + superseded.inherited
+        for dependency in moved:
+            self._send(
+                dependency.workflow_id,
+                "forward",
+                Forward(dependency.dependency_id, candidate.action_id),
+            )
+        candidate.inherited.extend(moved)
+        candidate.followers.extend(superseded.followers)
+        self._remember(superseded.action_id)
+
+    def _deadlock(self, join: LaneJoin, performing: LaneEntry) -> None:
+        """S4.4: a descendant of the performing action can never perform here."""
+        message = (
+            f"action {join.action_id} joined lane {self._state.key!r}, where its ancestor "
+            f"{performing.action_id} is performing: it would wait for itself"
+        )
+        workflow.logger.error("Deadlock: %s", message)
+        self._send(join.action_id, "verdict", Verdict("deadlocked", message=message))
+
+    def _conclude_entry(self, entry: LaneEntry, outcome: Verdict) -> None:
+        """Tell everyone the lane holds for `entry` how it ended."""
+        for dependency in entry.inherited:
+            self._send(
+                dependency.workflow_id,
+                "conclude",
+                Conclusion(dependency.dependency_id, entry.action_id, outcome.successful),
+            )
+        for follower in entry.followers:
+            self._send(follower, "verdict", outcome)
+        self._remember(entry.action_id)
+
+    def _remember(self, action_id: str) -> None:
+        self._state.recent.append(action_id)
+        del self._state.recent[:-RECENT]
+
+    def _send(self, workflow_id: str, signal: str, payload: Any, *, grant: bool = False) -> None:
+        self._outbox.append(_Message(workflow_id, signal, payload, grant))
+
+    def _idle(self) -> bool:
+        return self._state.performing is None and not self._state.pending
+
+    @staticmethod
+    def _history_is_long() -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() > HISTORY_LIMIT or info.is_continue_as_new_suggested()
+        )
+
+
+__all__ = ["LANE_WORKFLOW", "Dependency", "LaneWorkflow"]

@@ -1,0 +1,299 @@
+"""Workflow and activity inputs, outputs and signals: frozen, JSON-safe dataclasses.
+
+This module imports nothing but the standard library, so workflow code can use
+it freely. Fields are only ever added with defaults, so payloads written by an
+older version still decode. `PAYLOAD_VERSION` is checked at the boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PAYLOAD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ErrorData:
+    """An error's type name and message."""
+
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RetryData:
+    """A retry policy as plain numbers (seconds)."""
+
+    initial_interval: float = 1.0
+    backoff_coefficient: float = 2.0
+    maximum_interval: float | None = None
+    maximum_attempts: int = 0
+    non_retryable_error_types: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One dependency a parent step waits on: the parent's workflow id and the dependency id."""
+
+    workflow_id: str
+    dependency_id: str
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    """Input of `ActionWorkflow`: one action to interpret."""
+
+    action_id: str
+    actor_type: str
+    actor_id: Any
+    name: str
+    arguments: list[Any]
+    task_queue: str
+    parent: Dependency | None = None
+    #: ids of the actions this one descends from, nearest last (S4.4)
+    ancestry: list[str] = field(default_factory=list)
+    version: int = PAYLOAD_VERSION
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What an activity needs to know about the action it serves."""
+
+    action_id: str
+    actor_type: str
+    actor_id: Any
+    name: str
+    arguments: list[Any]
+    root: bool
+    outbound: bool = False
+    checksum: str | None = None
+    checksum_key: str | None = None
+    concurrency_key: str | None = None
+    status: str = "pending"
+
+
+@dataclass(frozen=True)
+class PrepareInput:
+    """Input of the prepare activity."""
+
+    action: ActionContext
+    task_queue: str
+    parent: Dependency | None = None
+    ancestry: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What prepare found: how the action goes on (S3.2-S3.4)."""
+
+    #: "joined" (it joined its lane), "achieved", "cancelled", "completed" or "failed"
+    outcome: str
+    arguments: list[Any]
+    concurrency_key: str | None = None
+    checksum_key: str | None = None
+    checksum: str | None = None
+    outbound: bool = False
+    timeout: float | None = None
+    step_count: int = 0
+    job: bool = False
+    callback_statuses: list[str] = field(default_factory=list)
+    retry: RetryData | None = None
+    lane_id: str | None = None
+    error: ErrorData | None = None
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """Input of the step activity."""
+
+    action: ActionContext
+    index: int
+    #: the first step also erases the achievement under the action's checksum_key (S3.5)
+    erase_achievement: bool = False
+
+
+@dataclass(frozen=True)
+class ChildIntent:
+    """A child action a step body asked for."""
+
+    actor_type: str
+    actor_id: Any
+    name: str
+    arguments: list[Any]
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step body did: the dependencies it asked for and how it ended."""
+
+    children: list[ChildIntent] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+    #: the body assigned step.status = "failed" (S3.7)
+    marked_failed: bool = False
+    #: a handled exception: the step failed and asked for nothing (S3.6)
+    error: ErrorData | None = None
+    #: the arguments, when the body changed them (S3.10)
+    arguments: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class FinishInput:
+    """Input of the finish activity: run after-callbacks, grant the achievement."""
+
+    action: ActionContext
+    status: str
+    grant_achievement: bool
+
+
+@dataclass(frozen=True)
+class FinishOutcome:
+    """Counts of after-callbacks that returned and that raised (S3.9)."""
+
+    succeeded: int = 0
+    failed: int = 0
+    errors: list[ErrorData] = field(default_factory=list)
+    granted: bool = False
+
+
+# -- lane messages ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaneJoin:
+    """A candidate joining a lane (S4)."""
+
+    action_id: str
+    checksum_key: str | None = None
+    checksum: str | None = None
+    ancestry: list[str] = field(default_factory=list)
+    #: the candidate's own parent dependency (moved to a successor when superseded)
+    dependent: Dependency | None = None
+
+
+@dataclass(frozen=True)
+class LaneRelease:
+    """The performing action reached a final status."""
+
+    action_id: str
+    status: str
+    #: whether its dependents conclude successfully
+    successful: bool
+    error: ErrorData | None = None
+    completed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class LaneWithdraw:
+    """A pending action asks to leave the queue (S4.6)."""
+
+    action_id: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The lane's word to an action.
+
+    kinds: "perform"; "superseded" (by = successor); "shared" (by = the action it
+    shares); "deadlocked" (message); "withdrawn"; "resolved" (the shared action
+    ended: status, error, successful, completed_at).
+    """
+
+    kind: str
+    by: str | None = None
+    status: str | None = None
+    successful: bool = False
+    error: ErrorData | None = None
+    completed_at: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """A dependency of a parent step concluded (S3.7)."""
+
+    dependency_id: str
+    action_id: str
+    successful: bool
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A dependency now waits on another action (S4.2)."""
+
+    dependency_id: str
+    successor: str
+
+
+@dataclass
+class LaneEntry:
+    """An action the lane holds, with everyone it answers to."""
+
+    action_id: str
+    checksum_key: str | None = None
+    checksum: str | None = None
+    ancestry: list[str] = field(default_factory=list)
+    dependent: Dependency | None = None
+    #: dependencies inherited from actions it superseded
+    inherited: list[Dependency] = field(default_factory=list)
+    #: actions shared with it, told its result when it ends
+    followers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LaneState:
+    """A lane's whole state; carried across continue-as-new."""
+
+    key: str
+    performing: LaneEntry | None = None
+    pending: list[LaneEntry] = field(default_factory=list)
+    #: ids of actions that left recently, so a repeated join is ignored
+    recent: list[str] = field(default_factory=list)
+    idle_seconds: float = 10.0
+    #: how many actions this lane has granted over its lifetime
+    granted: int = 0
+    runs: int = 1
+
+
+# -- describe --------------------------------------------------------------
+
+
+@dataclass
+class StepData:
+    """One step as the workflow sees it."""
+
+    index: int
+    status: str = "pending"
+    pending_actions_count: int = 0
+    unsuccessful_actions_count: int = 0
+    started_at: str | None = None
+    completed_at: str | None = None
+    actions: list[str] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ActionData:
+    """The state of one action, as `describe()` and `result()` report it (S9.2)."""
+
+    id: str
+    actor_type: str
+    actor_id: Any
+    name: str
+    arguments: list[Any]
+    status: str = "pending"
+    root: bool = True
+    outbound: bool = False
+    checksum: str | None = None
+    checksum_key: str | None = None
+    concurrency_key: str | None = None
+    timeout: float | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    current_step_index: int | None = None
+    after_callbacks_succeeded_count: int | None = None
+    after_callbacks_failed_count: int | None = None
+    error: ErrorData | None = None
+    resolved_by: str | None = None
+    parent_id: str | None = None
+    steps: list[StepData] = field(default_factory=list)

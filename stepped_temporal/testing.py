@@ -1,0 +1,252 @@
+"""Testing support (S10): a time-skipping Temporal server, a worker and a
+throw-away SQLite database in one `async with`.
+
+    async with SteppedTestEnvironment.start(app=[Car]) as env:
+        car = env.create(Car)
+        await stepped.start(car, "visit", "London")
+        await env.perform_stepped_actions()
+        assert env.reload(car).location == "London"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from . import actors, client, config
+from .actors import Actor, actor_ref, is_mapped, registered_actor_classes, tenancy_key
+from .binaries import test_server_path
+from .client import ActionHandle
+from .errors import SteppedError
+from .results import ActionState
+from .worker import create_worker
+
+A = TypeVar("A", bound=Actor)
+
+
+@contextmanager
+def handle_stepped_action_exceptions(
+    only: Iterable[type[BaseException]] = (Exception,),
+) -> Iterator[None]:
+    """Treat only the `only` exception classes as handled inside the block (S8.3)."""
+    previous = config.settings().handle_exceptions
+    config.configure(handle_exceptions=only)
+    try:
+        yield
+    finally:
+        config.configure(handle_exceptions=previous)
+
+
+class _TimeSkipGate:
+    """Counts concurrent waits so the test server is unlocked once and locked once.
+
+    The time-skipping server keeps a lock count; unbalanced or concurrent
+    unlock/lock calls from many waiting `result()` calls crash it.
+    """
+
+    def __init__(self, workflow_environment: WorkflowEnvironment) -> None:
+        self._environment = workflow_environment
+        self._waiting = 0
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[None]:
+        service = self._environment.client.test_service
+        async with self._lock:
+            self._waiting += 1
+            if self._waiting == 1:
+                await service.unlock_time_skipping(UnlockTimeSkippingRequest())
+        try:
+            yield
+        finally:
+            async with self._lock:
+                self._waiting -= 1
+                if self._waiting == 0:
+                    await service.lock_time_skipping(LockTimeSkippingRequest())
+
+
+class SteppedTestEnvironment:
+    """A running test setup; create it with `SteppedTestEnvironment.start()`."""
+
+    def __init__(self, workflow_environment: WorkflowEnvironment, engine: sa.Engine) -> None:
+        self.workflow_environment = workflow_environment
+        self.engine = engine
+        self.started: list[str] = []
+        self._tables_for: set[int] = set()
+
+    @property
+    def client(self) -> Client:
+        """The Temporal client connected to the test server."""
+        return self.workflow_environment.client
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls,
+        app: Iterable[type[Actor] | ModuleType] = (),
+        *,
+        database_url: str | None = None,
+        lane_idle: timedelta = timedelta(seconds=10),
+        **worker_options: Any,
+    ) -> AsyncIterator[SteppedTestEnvironment]:
+        """Start the time-skipping server, a worker and a fresh database.
+
+        `app` lists actor classes (or modules declaring them) whose tables are
+        created; `create()` also creates tables for a class it has not seen.
+        Actor classes registered inside the block are forgotten after it.
+        """
+        saved_settings = config.settings()
+        saved_registry = dict(actors._registry)
+        with tempfile.TemporaryDirectory(prefix="stepped-test-") as folder:
+            url = database_url or f"sqlite:///{Path(folder) / 'stepped.db'}"
+            engine = config.create_engine(url)
+            workflow_environment = await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=test_server_path()
+            )
+            env = cls(workflow_environment, engine)
+            try:
+                config.reset()
+                config.configure(
+                    client=workflow_environment.client,
+                    engine=engine,
+                    task_queue=f"stepped-test-{uuid.uuid4().hex[:8]}",
+                    handle_exceptions=saved_settings.handle_exceptions,
+                    lane_idle=lane_idle,
+                )
+                for item in app:
+                    for actor_cls in _actor_classes(item):
+                        env._ensure_tables(actor_cls)
+                client.start_listeners.append(env.started.append)
+                client.result_gate = _TimeSkipGate(workflow_environment)
+                async with create_worker(**worker_options):
+                    yield env
+            finally:
+                client.result_gate = None
+                if env.started.append in client.start_listeners:
+                    client.start_listeners.remove(env.started.append)
+                config.reset()
+                config.configure(**_settings_kwargs(saved_settings))
+                actors._registry.clear()
+                actors._registry.update(saved_registry)
+                await workflow_environment.shutdown()
+                engine.dispose()
+
+    # -- the database ------------------------------------------------------
+    def _ensure_tables(self, cls: type[Actor]) -> None:
+        if not is_mapped(cls):
+            return
+        metadata = cls.metadata  # type: ignore[attr-defined]
+        if id(metadata) not in self._tables_for:
+            metadata.create_all(self.engine)
+            self._tables_for.add(id(metadata))
+
+    def session(self) -> Session:
+        """A new session on the test database (objects stay usable after commit)."""
+        return Session(self.engine, expire_on_commit=False)
+
+    def create(self, cls: type[A], **attributes: Any) -> A:
+        """Create, persist and return an actor (its table is created if needed)."""
+        self._ensure_tables(cls)
+        instance = cls(**attributes)
+        if is_mapped(cls):
+            with self.session() as session, session.begin():
+                session.add(instance)
+        return instance
+
+    def reload(self, actor: A) -> A:
+        """The actor as the database holds it now."""
+        type_name, actor_id = actor_ref(actor)
+        with self.session() as session:
+            return actors.load_actor(session, type_name, actor_id)  # type: ignore[return-value]
+
+    # -- actions -----------------------------------------------------------
+    async def perform_stepped_actions(self, *, timeout: float = 60.0) -> list[ActionState]:
+        """Drive every action started from outside to a final state (S10.1).
+
+        Results are awaited one after another: the time-skipping server mishandles
+        many concurrent waits. Raises if an action is not final within `timeout`
+        seconds of wall time.
+        """
+        finished: list[ActionState] = []
+        seen = 0
+        while seen < len(self.started):
+            action_id = self.started[seen]
+            seen += 1
+            handle = ActionHandle(self.client, action_id)
+            try:
+                finished.append(await asyncio.wait_for(handle.result(), timeout))
+            except TimeoutError:
+                state = await handle.describe()
+                raise SteppedError(
+                    f"action {action_id} is still {state.status} after {timeout}s "
+                    f"(step {state.current_step_index})"
+                ) from None
+            await self.complete_stepped_outbound_performances()
+        return finished
+
+    async def complete_stepped_outbound_performances(self) -> None:
+        """Override to complete outbound actions that `perform_stepped_actions` meets."""
+
+    async def actions(self) -> list[ActionState]:
+        """Every action started from outside and, recursively, every child."""
+        out: list[ActionState] = []
+        queue = list(self.started)
+        seen: set[str] = set()
+        while queue:
+            action_id = queue.pop(0)
+            if action_id in seen:
+                continue
+            seen.add(action_id)
+            state = await ActionHandle(self.client, action_id).describe()
+            out.append(state)
+            for step in state.steps:
+                queue.extend(step.actions)
+        return out
+
+    async def assert_action_started(self, actor: Actor, name: str) -> ActionState:
+        """Assert an action `name` on `actor` was started; return the first one."""
+        key = tenancy_key(*actor_ref(actor), name)
+        for state in await self.actions():
+            if state.tenancy_key == key:
+                return state
+        raise AssertionError(f"no action {key} was started")
+
+    async def assert_action_not_started(self, actor: Actor, name: str) -> None:
+        """Assert no action `name` on `actor` was started."""
+        key = tenancy_key(*actor_ref(actor), name)
+        started = [s.id for s in await self.actions() if s.tenancy_key == key]
+        if started:
+            raise AssertionError(f"action {key} was started: {started}")
+
+
+def _actor_classes(item: type[Actor] | ModuleType) -> list[type[Actor]]:
+    if isinstance(item, ModuleType):
+        return [c for c in registered_actor_classes() if c.__module__ == item.__name__]
+    return [item]
+
+
+def _settings_kwargs(saved: config.Settings) -> dict[str, Any]:
+    return {
+        "client": saved.client,
+        "address": saved.address if saved.client is None else None,
+        "namespace": saved.namespace,
+        "engine": saved.engine,
+        "task_queue": saved.task_queue,
+        "handle_exceptions": saved.handle_exceptions,
+        "strict": saved.strict,
+        "activity_timeout": saved.activity_timeout,
+        "lane_idle": saved.lane_idle,
+    }

@@ -1,0 +1,50 @@
+"""`create_worker()`: a Temporal worker with every Stepped workflow and activity."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from . import achievements
+from .activities import ALL_ACTIVITIES, set_executor
+from .config import get_engine, settings
+from .errors import NotConfigured
+from .lanes import LaneWorkflow
+from .workflows import ActionWorkflow
+
+#: Workflow code only uses the standard library and `messages`; passing the
+#: package through keeps the sandbox from re-importing it (and SQLAlchemy) per run.
+PASSTHROUGH = ("stepped_temporal", "sqlalchemy")
+
+
+def create_worker(**kwargs: Any) -> Worker:
+    """A `temporalio.worker.Worker` for the configured client and task queue.
+
+    Creates Stepped's own tables in the configured database where they are
+    missing. Keyword arguments pass through to `Worker`.
+    """
+    current = settings()
+    client = kwargs.pop("client", None) or current.client
+    if client is None:
+        raise NotConfigured(
+            "create_worker() needs a connected client: stepped_temporal.configure(client=...)"
+        )
+    achievements.create_tables(get_engine())
+    slots = kwargs.setdefault("max_concurrent_activities", 100)
+    set_executor(ThreadPoolExecutor(max_workers=slots, thread_name_prefix="stepped-activity"))
+    kwargs.setdefault("task_queue", current.task_queue)
+    kwargs.setdefault(
+        "workflow_runner",
+        SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+    )
+    return Worker(
+        client,
+        workflows=[ActionWorkflow, LaneWorkflow],
+        activities=list(ALL_ACTIVITIES),
+        **kwargs,
+    )

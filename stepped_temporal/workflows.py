@@ -1,0 +1,468 @@
+"""`ActionWorkflow`: the deterministic interpreter of one action (S3).
+
+It never imports user code or reads the registry: it only acts on what the
+activities report (how many steps, what each step asked for). So changing a
+definition never makes an in-flight workflow non-deterministic.
+
+Dependencies conclude by message (`conclude` signals), not by awaiting a
+child's result: an action that was superseded hands its dependents to its
+successor, and the lane — which sees every join and release in order — tells
+them when that successor ends (S4.2, S4.3). A dependency is counted per id, so
+several dependencies moved to one successor each still need their conclusion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from .messages import (
+        PAYLOAD_VERSION,
+        ActionContext,
+        ActionData,
+        ActionInput,
+        ChildIntent,
+        Conclusion,
+        Dependency,
+        ErrorData,
+        FinishInput,
+        FinishOutcome,
+        Forward,
+        LaneRelease,
+        LaneWithdraw,
+        Prepared,
+        PrepareInput,
+        RetryData,
+        StepData,
+        StepInput,
+        StepOutcome,
+        Verdict,
+    )
+
+ACTION_WORKFLOW = "SteppedAction"
+#: Children open at once per action; Temporal refuses more than 2,000 pending children.
+CHILD_WINDOW = 1000
+DEFAULT_RETRY = RetryData(
+    initial_interval=1.0, backoff_coefficient=2.0, maximum_interval=30.0, maximum_attempts=5
+)
+#: Prepare and finish only retry failures of the moment (user errors come back as results).
+SYSTEM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+
+
+def _retry_policy(data: RetryData) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=data.initial_interval),
+        backoff_coefficient=data.backoff_coefficient,
+        maximum_interval=timedelta(seconds=data.maximum_interval)
+        if data.maximum_interval
+        else None,
+        maximum_attempts=data.maximum_attempts,
+        non_retryable_error_types=data.non_retryable_error_types or None,
+    )
+
+
+def _activity_error(error: BaseException) -> ErrorData:
+    cause = error.__cause__ if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError):
+        return ErrorData(cause.type or "ApplicationError", cause.message)
+    return ErrorData(type(cause).__name__ if cause else type(error).__name__, str(cause or error))
+
+
+def tenancy_of(actor_type: str, actor_id: Any, name: str) -> str:
+    """S1.3, duplicated from actors.py so workflow code imports no SQLAlchemy."""
+    id_text = "/".join(map(str, actor_id)) if isinstance(actor_id, list) else str(actor_id)
+    return f"{actor_type}/{id_text}/{name}"
+
+
+class _Dependency:
+    __slots__ = ("concluded", "step")
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.concluded = False
+
+
+@workflow.defn(name=ACTION_WORKFLOW)
+class ActionWorkflow:
+    """One action: prepare, wait for the lane, run steps, finish, notify."""
+
+    @workflow.init
+    def __init__(self, input: ActionInput) -> None:
+        self._input = input
+        self._data = ActionData(
+            id=input.action_id,
+            actor_type=input.actor_type,
+            actor_id=input.actor_id,
+            name=input.name,
+            arguments=list(input.arguments),
+            root=input.parent is None,
+            parent_id=input.parent.workflow_id if input.parent else None,
+        )
+        self._prepared: Prepared | None = None
+        self._verdicts: list[Verdict] = []
+        self._dependencies: dict[str, _Dependency] = {}
+        self._cancel_requested = False
+        self._open_children = 0
+        self._performing_in_lane = False
+        self._withdrawing = False
+
+    # -- messages ------------------------------------------------------------
+    @workflow.signal
+    def verdict(self, verdict: Verdict) -> None:
+        """The lane's word: perform, superseded, shared, deadlocked, withdrawn, resolved."""
+        self._verdicts.append(verdict)
+
+    @workflow.signal
+    def conclude(self, conclusion: Conclusion) -> None:
+        """A dependency of one of this action's steps concluded."""
+        self._conclude(conclusion.dependency_id, conclusion.successful)
+
+    @workflow.signal
+    def forward(self, forward: Forward) -> None:
+        """A dependency now waits on a successor: list it in the waiting step (S4.2)."""
+        dependency = self._dependencies.get(forward.dependency_id)
+        if dependency is None:
+            return
+        actions = self._data.steps[dependency.step].actions
+        if forward.successor not in actions:
+            actions.append(forward.successor)
+
+    @workflow.signal
+    def cancel(self) -> None:
+        """Cancel the action (S4.6): pending ones leave the queue, performing ones complete."""
+        self._cancel_requested = True
+
+    @workflow.query
+    def describe(self) -> ActionData:
+        """The action's state, at any time (S9.2)."""
+        return self._data
+
+    # -- the action ----------------------------------------------------------
+    @workflow.run
+    async def run(self, input: ActionInput) -> ActionData:
+        if input.version != PAYLOAD_VERSION:
+            return await self._fail_early(
+                ErrorData(
+                    "PayloadVersionError",
+                    f"action input has payload version {input.version!r}; this worker reads "
+                    f"version {PAYLOAD_VERSION}",
+                )
+            )
+        try:
+            prepared = await workflow.execute_activity(
+                "stepped_prepare",
+                PrepareInput(self._context(), input.task_queue, input.parent, list(input.ancestry)),
+                result_type=Prepared,
+                start_to_close_timeout=timedelta(minutes=10),
+                retry_policy=_retry_policy(DEFAULT_RETRY),
+            )
+        except ActivityError as error:
+            return await self._fail_early(_activity_error(error))
+        self._prepared = prepared
+        data = self._data
+        data.arguments = list(prepared.arguments)
+        data.outbound = prepared.outbound
+        data.concurrency_key = prepared.concurrency_key
+        data.checksum_key = prepared.checksum_key
+        data.checksum = prepared.checksum
+        data.timeout = prepared.timeout
+        if prepared.outcome == "achieved":  # S3.4
+            data.status = "succeeded"
+            data.completed_at = self._now()
+            await self._notify_parent(True)
+            return data
+        if prepared.outcome != "joined":  # S3.2: before cancelled, completed or failed
+            data.error = prepared.error
+            return await self._finish(prepared.outcome, release=False)
+        return await self._take_turn()
+
+    async def _fail_early(self, error: ErrorData) -> ActionData:
+        self._data.error = error
+        self._data.status = "failed"
+        self._data.completed_at = self._now()
+        workflow.logger.error("action %s failed: %s: %s", self._data.id, error.type, error.message)
+        await self._notify_parent(False)
+        return self._data
+
+    async def _take_turn(self) -> ActionData:
+        """Wait in the lane as pending, then perform or end as the lane decides."""
+        self._withdrawing = False
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._verdicts) or (self._cancel_requested and not self._withdrawing)
+            )
+            if not self._verdicts:
+                self._withdrawing = True
+                await self._signal_lane("withdraw", LaneWithdraw(self._data.id))
+                continue
+            verdict = self._verdicts.pop(0)
+            if verdict.kind == "perform":
+                self._performing_in_lane = True
+                return await self._perform()
+            if verdict.kind == "superseded":
+                return self._end_resolved("superseded", verdict.by)
+            if verdict.kind == "withdrawn":
+                return await self._finish("cancelled", release=False)
+            if verdict.kind == "deadlocked":
+                self._data.error = ErrorData("Deadlock", verdict.message or "deadlock")
+                workflow.logger.error("action %s deadlocked: %s", self._data.id, verdict.message)
+                return await self._finish("deadlocked", release=False, callbacks=False)
+            if verdict.kind == "shared":
+                return await self._follow(verdict.by)
+
+    def _end_resolved(self, status: str, by: str | None) -> ActionData:
+        """Superseded (S4.2): final at once; the lane moved our dependents to `by`."""
+        self._data.status = status
+        self._data.resolved_by = by
+        self._data.completed_at = self._now()
+        return self._data
+
+    async def _follow(self, shared_with: str | None) -> ActionData:
+        """Shared (S4.3): mirror the final result of the action we share with."""
+        self._data.resolved_by = shared_with
+        await workflow.wait_condition(
+            lambda: self._cancel_requested or any(v.kind == "resolved" for v in self._verdicts)
+        )
+        resolved = next((v for v in self._verdicts if v.kind == "resolved"), None)
+        if resolved is None:
+            return await self._finish("cancelled", release=False, callbacks=False)
+        self._data.status = resolved.status or "failed"
+        self._data.error = resolved.error
+        self._data.resolved_by = resolved.by or shared_with
+        self._data.completed_at = self._now()
+        await self._notify_parent(resolved.successful)
+        return self._data
+
+    async def _perform(self) -> ActionData:
+        data = self._data
+        data.status = "performing"
+        data.started_at = self._now()
+        steps = asyncio.ensure_future(self._run_steps())
+        await workflow.wait_condition(lambda: steps.done() or self._cancel_requested)
+        if not steps.done():
+            steps.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await steps
+            return await self._finish("cancelled", release=True)
+        status, error = steps.result()
+        data.error = error
+        return await self._finish(status, release=True)
+
+    async def _run_steps(self) -> tuple[str, ErrorData | None]:
+        prepared = self._prepared
+        assert prepared is not None
+        retry = _retry_policy(prepared.retry or DEFAULT_RETRY)
+        for index in range(prepared.step_count):
+            self._data.current_step_index = index
+            step = StepData(index=index, status="performing", started_at=self._now())
+            self._data.steps.append(step)
+            try:
+                outcome = await workflow.execute_activity(
+                    "stepped_step",
+                    StepInput(self._context(), index, erase_achievement=index == 0),
+                    result_type=StepOutcome,
+                    start_to_close_timeout=timedelta(minutes=10),
+                    retry_policy=retry,
+                )
+            except ActivityError as error:
+                return self._step_failed(step, _activity_error(error))
+            if outcome.arguments is not None:
+                self._data.arguments = list(outcome.arguments)
+            if outcome.error is not None:
+                return self._step_failed(step, outcome.error)
+            await self._await_dependencies(step, outcome)
+            step.completed_at = self._now()
+            if outcome.marked_failed or step.unsuccessful_actions_count:
+                step.status = "failed"
+                reason = (
+                    f"step {index} set its status to failed"
+                    if outcome.marked_failed
+                    else f"{step.unsuccessful_actions_count} of its dependencies concluded "
+                    f"unsuccessfully"
+                )
+                return "failed", ErrorData("StepFailed", f"step {index} failed: {reason}")
+            step.status = "succeeded"
+        return "succeeded", None
+
+    def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
+        step.status = "failed"
+        step.completed_at = self._now()
+        workflow.logger.warning(
+            "action %s: step %d failed: %s: %s",
+            self._data.id,
+            step.index,
+            error.type,
+            error.message,
+        )
+        return "failed", error
+
+    async def _await_dependencies(self, step: StepData, outcome: StepOutcome) -> None:
+        """Start the children and timers a step asked for; wait until all concluded (S3.7)."""
+        children: list[tuple[str, ChildIntent]] = []
+        for intent in outcome.children:
+            child_id = (
+                f"{tenancy_of(intent.actor_type, intent.actor_id, intent.name)}/"
+                f"{workflow.uuid4().hex[:16]}"
+            )
+            self._dependencies[child_id] = _Dependency(step.index)
+            step.actions.append(child_id)
+            children.append((child_id, intent))
+        timers: list[tuple[str, float]] = []
+        for number, seconds in enumerate(outcome.waits):
+            wait_id = f"wait/{step.index}/{number}"
+            self._dependencies[wait_id] = _Dependency(step.index)
+            step.waits.append(seconds)
+            timers.append((wait_id, seconds))
+        step.pending_actions_count = len(children) + len(timers)
+        tasks = [asyncio.ensure_future(self._wait(wait_id, s)) for wait_id, s in timers]
+        for child_id, intent in children:
+            await workflow.wait_condition(lambda: self._open_children < CHILD_WINDOW)
+            self._open_children += 1
+            tasks.append(asyncio.ensure_future(self._start_child(child_id, intent)))
+        await workflow.wait_condition(lambda: step.pending_actions_count == 0)
+        for task in tasks:  # children abandoned past this point are not ours to watch
+            if not task.done():
+                task.cancel()
+
+    async def _wait(self, wait_id: str, seconds: float) -> None:
+        await workflow.sleep(timedelta(seconds=seconds))
+        self._conclude(wait_id, True)
+
+    async def _start_child(self, child_id: str, intent: ChildIntent) -> None:
+        ancestry = [*self._input.ancestry, self._data.id]
+        try:
+            handle = await workflow.start_child_workflow(
+                ACTION_WORKFLOW,
+                ActionInput(
+                    action_id=child_id,
+                    actor_type=intent.actor_type,
+                    actor_id=intent.actor_id,
+                    name=intent.name,
+                    arguments=intent.arguments,
+                    task_queue=self._input.task_queue,
+                    parent=Dependency(self._data.id, child_id),
+                    ancestry=ancestry,
+                ),
+                id=child_id,
+                task_queue=self._input.task_queue,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                result_type=ActionData,
+            )
+        except Exception as error:
+            self._open_children -= 1
+            workflow.logger.error(
+                "action %s: child %s did not start: %s", self._data.id, child_id, error
+            )
+            self._conclude(child_id, False)
+            return
+        try:
+            await handle
+        except ChildWorkflowError as error:
+            # The child ended without concluding (terminated, timed out, crashed):
+            # it can no longer conclude, so the step must not wait for it.
+            workflow.logger.error(
+                "action %s: child %s ended abnormally: %s", self._data.id, child_id, error
+            )
+            self._conclude(child_id, False)
+        finally:
+            self._open_children -= 1
+
+    def _conclude(self, dependency_id: str, successful: bool) -> None:
+        dependency = self._dependencies.get(dependency_id)
+        if dependency is None or dependency.concluded:
+            return
+        dependency.concluded = True
+        step = self._data.steps[dependency.step]
+        step.pending_actions_count -= 1
+        if not successful:
+            step.unsuccessful_actions_count += 1
+
+    async def _finish(self, status: str, *, release: bool, callbacks: bool = True) -> ActionData:
+        """Complete with a final status (S3.9): callbacks, achievement, parent, lane."""
+        data = self._data
+        data.status = status
+        data.completed_at = self._now()
+        prepared = self._prepared
+        run_callbacks = callbacks and prepared is not None and status in prepared.callback_statuses
+        grant = status == "succeeded" and data.checksum is not None
+        failed_callbacks = 0
+        if run_callbacks or grant:
+            outcome = await workflow.execute_activity(
+                "stepped_finish",
+                FinishInput(self._context(), status, grant_achievement=grant),
+                result_type=FinishOutcome,
+                start_to_close_timeout=timedelta(minutes=10),
+                retry_policy=SYSTEM_RETRY,
+            )
+            failed_callbacks = outcome.failed
+            if run_callbacks:
+                data.after_callbacks_succeeded_count = outcome.succeeded
+                data.after_callbacks_failed_count = outcome.failed
+        successful = status == "succeeded" and failed_callbacks == 0
+        notices = [self._notify_parent(successful)]
+        if release and self._performing_in_lane:
+            notices.append(
+                self._signal_lane(
+                    "release",
+                    LaneRelease(data.id, status, successful, data.error, data.completed_at),
+                )
+            )
+        await asyncio.gather(*notices)
+        return data
+
+    async def _notify_parent(self, successful: bool) -> None:
+        parent = self._input.parent
+        if parent is None:
+            return
+        await _signal(
+            parent.workflow_id,
+            "conclude",
+            Conclusion(parent.dependency_id, self._data.id, successful),
+        )
+
+    async def _signal_lane(self, signal: str, payload: Any) -> None:
+        prepared = self._prepared
+        assert prepared is not None and prepared.lane_id is not None
+        await _signal(prepared.lane_id, signal, payload)
+
+    def _context(self) -> ActionContext:
+        data = self._data
+        return ActionContext(
+            action_id=data.id,
+            actor_type=data.actor_type,
+            actor_id=data.actor_id,
+            name=data.name,
+            arguments=data.arguments,
+            root=data.root,
+            outbound=data.outbound,
+            checksum=data.checksum,
+            checksum_key=data.checksum_key,
+            concurrency_key=data.concurrency_key,
+            status=data.status,
+        )
+
+    @staticmethod
+    def _now() -> str:
+        return workflow.now().isoformat()
+
+
+async def _signal(workflow_id: str, signal: str, payload: Any) -> None:
+    """Signal another workflow; one that already closed has nobody left to tell."""
+    try:
+        await workflow.get_external_workflow_handle(workflow_id).signal(signal, payload)
+    except ApplicationError as error:
+        if error.type != "ExternalWorkflowExecutionNotFound":
+            raise
+        workflow.logger.info("signal %s to closed workflow %s dropped", signal, workflow_id)
+
+
+__all__ = ["ACTION_WORKFLOW", "ActionWorkflow"]
