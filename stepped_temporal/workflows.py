@@ -182,7 +182,7 @@ class ActionWorkflow:
             return data
         if prepared.outcome != "joined":  # S3.2: before cancelled, completed or failed
             data.error = prepared.error
-            return await self._finish(prepared.outcome, release=False)
+            return await self._finish(prepared.outcome, release=False, callbacks=False)
         return await self._take_turn()
 
     async def _fail_early(self, error: ErrorData) -> ActionData:

@@ -1,0 +1,36 @@
+"""Throw-away models for tests: each call returns fresh classes on a fresh Base.
+
+The test environment forgets actor classes registered during a test, so every
+test can declare its own `Car` without clashing with another test's.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+import stepped_temporal as stepped
+
+
+def car_class() -> type:
+    """A `Car` actor like the one in API.md: mileage, honks, location."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Car(stepped.Actor, Base):
+        __tablename__ = "cars"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        mileage: Mapped[int] = mapped_column(default=0)
+        honks: Mapped[int] = mapped_column(default=0)
+        location: Mapped[str | None] = mapped_column(default=None)
+
+        def drive(self, miles: int) -> None:
+            self.mileage += miles
+
+        def honk(self) -> None:
+            self.honks += 1
+
+        def change_location(self, location: str) -> None:
+            self.location = location
+
+    return Car
