@@ -156,10 +156,11 @@ class LaneWorkflow:
                     self._state.runs += 1
                     workflow.continue_as_new(self._state)
                 continue
+            # an action performs: wake for messages to send, or when it releases the lane
             await workflow.wait_condition(
                 lambda: (
                     bool(self._outbox)
-                    or (self._state.performing is None and bool(self._state.pending))
+                    or self._state.performing is None
                     or self._history_is_long()
                 )
             )
