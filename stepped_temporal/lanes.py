@@ -159,9 +159,7 @@ class LaneWorkflow:
             # an action performs: wake for messages to send, or when it releases the lane
             await workflow.wait_condition(
                 lambda: (
-                    bool(self._outbox)
-                    or self._state.performing is None
-                    or self._history_is_long()
+                    bool(self._outbox) or self._state.performing is None or self._history_is_long()
                 )
             )
 

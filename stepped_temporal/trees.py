@@ -80,7 +80,9 @@ def tree_json(node: TreeNode) -> dict[str, Any]:
         "started_at": state.started_at.isoformat() if state.started_at else None,
         "completed_at": state.completed_at.isoformat() if state.completed_at else None,
         "current_step_index": state.current_step_index,
-        "error": {"type": state.error.type, "message": state.error.message} if state.error else None,
+        "error": (
+            {"type": state.error.type, "message": state.error.message} if state.error else None
+        ),
         "resolved_by": state.resolved_by,
         "children": [tree_json(child) for child in node.children],
     }

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 import stepped_temporal as stepped
-from stepped_temporal import actors, config
-from stepped_temporal import binaries
+from stepped_temporal import actors, binaries, config
 from stepped_temporal.testing import SteppedTestEnvironment, handle_stepped_action_exceptions
 from tests.support import car_class
 
