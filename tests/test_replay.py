@@ -1,0 +1,58 @@
+"""Workflow code is deterministic: recorded histories replay without error.
+
+The workflows only interpret what activities report, so replaying a finished
+tree's histories (root, children, lanes) must reproduce the same commands.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+import stepped_temporal as stepped
+from stepped_temporal.lanes import LaneWorkflow
+from stepped_temporal.worker import PASSTHROUGH
+from stepped_temporal.workflows import ActionWorkflow
+from tests.support import car_class
+
+
+async def test_histories_of_a_tree_replay(stepped_env):
+    Car = car_class()
+    tour = Car.stepped_action("tour")
+
+    @tour.before
+    def _(car, action, others):
+        action.arguments = [others, "extra"]
+
+    @tour.step
+    def _(car, step, others, extra):
+        step.wait(timedelta(minutes=3))
+        step.on(others, "drive", 3)
+
+    @tour.step
+    def _(car, step, others, extra):
+        step.do("honk")
+
+    @tour.succeeded
+    def _(car, action, others, extra):
+        car.change_location("home")
+
+    cars = [stepped_env.create(Car, id=n) for n in (1, 2, 3)]
+    result = await stepped.run(cars[0], "tour", cars[1:])
+    assert result.status == "succeeded"
+
+    ids = [result.id, *result.steps[0].actions, *result.steps[1].actions]
+    ids += ["stepped-lane/Car/1/tour", "stepped-lane/Car/2/drive"]
+    histories = [await stepped_env.client.get_workflow_handle(i).fetch_history() for i in ids]
+    replayer = Replayer(
+        workflows=[ActionWorkflow, LaneWorkflow],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+    )
+    for history in histories:
+        assert len(history.events) > 3
+        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert replayed.replay_failure is None, f"{history.workflow_id}: {replayed.replay_failure}"
