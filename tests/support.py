@@ -34,3 +34,31 @@ def car_class() -> type:
             self.location = location
 
     return Car
+
+
+async def until(handle, predicate, *, seconds: float = 10.0):
+    """Poll `handle.describe()` until `predicate(state)` holds; return that state.
+
+    Time skipping stays locked while polling, so durable timers do not fire.
+    """
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        state = await handle.describe()
+        if predicate(state):
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{handle.id} never got there; it is {state}")
+        await asyncio.sleep(0.02)
+
+
+def joined(state) -> bool:
+    """The action has joined its lane (prepare computed its keys)."""
+    return state.concurrency_key is not None
+
+
+def performing(state) -> bool:
+    """The action performs."""
+    return state.status == "performing"
