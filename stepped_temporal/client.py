@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from .actors import Actor, actor_ref, tenancy_key
 from .arguments import encode_arguments
@@ -60,9 +61,15 @@ class ActionHandle:
         data = await self.workflow.query("describe", result_type=ActionData)
         return ActionState.from_data(data)
 
-    async def cancel(self) -> None:
-        """Cancel the action (S4.6)."""
-        await self.workflow.signal("cancel")
+    async def cancel(self) -> bool:
+        """Cancel the action (S4.6); False when it had already ended."""
+        try:
+            await self.workflow.signal("cancel")
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
 
 
 def action_handle(action_id: str, client: Client | None = None) -> ActionHandle:

@@ -355,6 +355,8 @@ class ActionWorkflow:
                 id=child_id,
                 task_queue=self._input.task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                # a concluded step stops watching its children; that must not cancel them
+                cancellation_type=workflow.ChildWorkflowCancellationType.ABANDON,
                 result_type=ActionData,
             )
         except Exception as error:
