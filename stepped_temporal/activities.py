@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from . import achievements
 from .action import Action, Step
 from .actors import Actor, actor_class, is_mapped, load_actor
 from .arguments import decode_arguments, encode_arguments
+from .checksums import checksum as digest
 from .config import get_engine, is_handled, settings
 from .definitions import Definition, resolve_definition
 from .errors import ActionNotFound, ActorNotFound, DefinitionError, SteppedError, UnknownActorType
@@ -225,17 +227,19 @@ def _tenancy(context: ActionContext) -> str:
 
 def _prepare(data: PrepareInput) -> Prepared:
     context = data.action
+    encoded = list(context.arguments)
     try:
-        with _transaction() as session:
-            actor, definition, arguments = _load(session, context)
-            action = _action(actor, context, arguments, status="pending", can_complete=True)
-            for hook in definition.before_hooks:
+        definition = resolve_definition(
+            actor_class(context.actor_type), context.name, strict=settings().strict
+        )
+        for hook in definition.before_hooks:  # each in its own transaction (S1.4)
+            with _transaction() as session:
+                actor, _, arguments = _load(session, replace(context, arguments=encoded))
+                action = _action(actor, context, arguments, status="pending", can_complete=True)
                 _call_user(hook, actor, action, *action.arguments)
-                if action.completion is not None:
-                    break
-            encoded = encode_arguments(
-                action.arguments, culprit=f"arguments of {context.action_id}"
-            )
+                encoded = encode_arguments(
+                    action.arguments, culprit=f"arguments of {context.action_id}"
+                )
             if action.completion is not None:
                 return Prepared(
                     outcome=action.completion,
@@ -243,18 +247,17 @@ def _prepare(data: PrepareInput) -> Prepared:
                     outbound=definition.outbound,
                     callback_statuses=_callback_statuses(definition),
                 )
+        with _transaction() as session:
+            actor, _, arguments = _load(session, replace(context, arguments=encoded))
             tenancy = _tenancy(context)
             concurrency_key = _key_text(
-                _key(definition, definition.concurrency_key_fn, actor, action.arguments, None),
-                tenancy,
+                _key(definition, definition.concurrency_key_fn, actor, arguments, None), tenancy
             )
             checksum_key = _key_text(
-                _key(definition, definition.checksum_key_fn, actor, action.arguments, None), tenancy
+                _key(definition, definition.checksum_key_fn, actor, arguments, None), tenancy
             )
-            from .checksums import checksum as digest
-
             checksum = (
-                digest(_key(definition, definition.checksum_fn, actor, action.arguments, None))
+                digest(_key(definition, definition.checksum_fn, actor, arguments, None))
                 if definition.checksum_fn is not None
                 else None
             )
@@ -262,12 +265,10 @@ def _prepare(data: PrepareInput) -> Prepared:
             achieved = checksum is not None and achievements.exists(session, checksum_key, checksum)
     except _Handled as handled:
         log.warning("action %s failed in before/keys: %r", context.action_id, handled.error)
-        return Prepared(
-            outcome="failed", arguments=context.arguments, error=error_data(handled.error)
-        )
+        return Prepared(outcome="failed", arguments=encoded, error=error_data(handled.error))
     except _PERMANENT as error:
         log.warning("action %s cannot run: %s", context.action_id, error)
-        return Prepared(outcome="failed", arguments=context.arguments, error=error_data(error))
+        return Prepared(outcome="failed", arguments=encoded, error=error_data(error))
     return Prepared(
         outcome="achieved" if achieved else "joined",
         arguments=encoded,

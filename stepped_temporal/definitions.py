@@ -192,6 +192,11 @@ def _key_callable(fn: Any, definition: Definition, decorator: str) -> Callable[.
 
 def _method_step(name: str) -> Callable[..., Any]:
     def generated_step(actor: Any, step: Any, *arguments: Any) -> Any:
+        if not is_public_method(type(actor), name):
+            raise ActionNotFound(
+                f"action {name!r} of {type(actor).__qualname__} has no steps and no job, and "
+                f"there is no public method {name!r} for its generated step to call"
+            )
         return getattr(actor, name)(*arguments)
 
     generated_step.__qualname__ = f"generated step calling {name}()"
@@ -212,15 +217,6 @@ def resolve_definition(actor_class: type[Actor], name: str, *, strict: bool = Fa
     """The definition to run for `name`: declared, or implied by a public method (S2.3)."""
     definition = actor_class.stepped_definition(name)
     if definition is not None:
-        if (
-            not definition.steps
-            and definition.job is None
-            and not is_public_method(actor_class, name)
-        ):
-            raise ActionNotFound(
-                f"{definition!r} has no steps and no job, and {actor_class.__qualname__} has "
-                f"no public method {name!r} for its generated step to call"
-            )
         return definition
     type_name = actor_class.__dict__.get("__stepped_name__", actor_class.__name__)
     if strict:

@@ -92,6 +92,9 @@ class LaneWorkflow:
         for superseded in state.pending:
             self._supersede(superseded, candidate)
         state.pending = [candidate]
+        # An idle lane lets its first candidate perform at once: a second join in
+        # the same workflow task must queue behind it, not supersede it.
+        self._grant_next()
 
     @workflow.signal
     def release(self, release: LaneRelease) -> None:

@@ -407,8 +407,9 @@ class ActionWorkflow:
             )
             failed_callbacks = outcome.failed
             if run_callbacks:
-                data.after_callbacks_succeeded_count = outcome.succeeded
-                data.after_callbacks_failed_count = outcome.failed
+                # like the gem's counters: None until something is counted (S3.9)
+                data.after_callbacks_succeeded_count = outcome.succeeded or None
+                data.after_callbacks_failed_count = outcome.failed or None
         successful = status == "succeeded" and failed_callbacks == 0
         notices = [self._notify_parent(successful)]
         if release and self._performing_in_lane:

@@ -166,14 +166,21 @@ async def test_successor_failure_fails_every_inherited_dependency(stepped_env):
     @convoy.step
     def _(car, step, other):
         step.on(other, "visit", "Linz")
-        step.on(other, "visit", "nowhere")
+        step.on(other, "visit", "Graz")
 
     car, other = stepped_env.create(Car, id=1), stepped_env.create(Car, id=2)
     blocker = await stepped.start(other, "visit", "Bratislava")
     await until(blocker, performing)
+    parent = await stepped.start(car, "convoy", other)
+    state = await until(parent, lambda s: s.steps and len(s.steps[0].actions) == 2)
+    for child_id in state.steps[0].actions:
+        await until(stepped.action_handle(child_id), lambda s: joined(s) or s.final)
 
-    result = await _after_children_joined(await stepped.start(car, "convoy", other), 2)
+    failing = await stepped.start(other, "visit", "nowhere")
 
+    assert (await failing.result()).status == "failed"
+    result = await parent.result()
     assert result.status == "failed"
     assert result.steps[0].status == "failed"
     assert result.steps[0].unsuccessful_actions_count == 2
+    assert result.steps[0].actions[-1] == failing.id

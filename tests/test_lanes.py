@@ -8,7 +8,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 import stepped_temporal as stepped
 from stepped_temporal.messages import LaneState
-from tests.support import car_class
+from tests.support import car_class, performing, until
 
 
 def _slow_action(Car, name: str, key: str | None):
@@ -35,6 +35,7 @@ async def test_same_key_performs_one_at_a_time_across_actors_and_names(stepped_e
     first, second = stepped_env.create(Car, id=1), stepped_env.create(Car, id=2)
 
     washing = await stepped.start(first, "wash")
+    await until(washing, performing)
     repairing = await stepped.start(second, "repair")
     await stepped_env.workflow_environment.sleep(timedelta(minutes=5))
 
@@ -82,6 +83,7 @@ async def test_next_pending_performs_when_the_performing_one_fails(stepped_env):
     car = stepped_env.create(Car, id=1)
 
     crashing = await stepped.start(car, "crash")
+    await until(crashing, performing)
     washing = await stepped.start(car, "wash")
 
     crashed, washed = await crashing.result(), await washing.result()
