@@ -26,3 +26,12 @@ async def stepped_env(request: pytest.FixtureRequest) -> AsyncIterator[SteppedTe
     app: tuple[Any, ...] = tuple(marker.args) if marker else ()
     async with SteppedTestEnvironment.start(app=app) as env:
         yield env
+
+
+@pytest_asyncio.fixture
+async def stepped_dev_env(request: pytest.FixtureRequest) -> AsyncIterator[SteppedTestEnvironment]:
+    """Like `stepped_env`, on the Temporal dev server (real time, every feature)."""
+    marker = request.node.get_closest_marker("stepped_app")
+    app: tuple[Any, ...] = tuple(marker.args) if marker else ()
+    async with SteppedTestEnvironment.start(app=app, server="dev") as env:
+        yield env

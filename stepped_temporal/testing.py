@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from . import actors, client, config
 from .actors import Actor, actor_ref, is_mapped, registered_actor_classes, tenancy_key
-from .binaries import test_server_path
+from .binaries import dev_server_path, test_server_path
 from .client import ActionHandle
 from .errors import SteppedError
 from .results import ActionState
@@ -100,6 +100,7 @@ class SteppedTestEnvironment:
         *,
         database_url: str | None = None,
         lane_idle: timedelta = timedelta(seconds=10),
+        server: str = "time-skipping",
         **worker_options: Any,
     ) -> AsyncIterator[SteppedTestEnvironment]:
         """Start the time-skipping server, a worker and a fresh database.
@@ -107,15 +108,25 @@ class SteppedTestEnvironment:
         `app` lists actor classes (or modules declaring them) whose tables are
         created; `create()` also creates tables for a class it has not seen.
         Actor classes registered inside the block are forgotten after it.
+        ``server="dev"`` uses the dev server instead (real time, but every
+        feature: visibility queries, termination notices).
         """
+        if server not in ("time-skipping", "dev"):
+            raise ValueError(f"server must be 'time-skipping' or 'dev', not {server!r}")
         saved_settings = config.settings()
         saved_registry = dict(actors._registry)
         with tempfile.TemporaryDirectory(prefix="stepped-test-") as folder:
             url = database_url or f"sqlite:///{Path(folder) / 'stepped.db'}"
             engine = config.create_engine(url)
-            workflow_environment = await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=test_server_path()
-            )
+            if server == "dev":
+                workflow_environment = await WorkflowEnvironment.start_local(
+                    dev_server_existing_path=dev_server_path(),
+                    dev_server_log_level="error",
+                )
+            else:
+                workflow_environment = await WorkflowEnvironment.start_time_skipping(
+                    test_server_existing_path=test_server_path()
+                )
             env = cls(workflow_environment, engine)
             try:
                 config.reset()
@@ -130,7 +141,8 @@ class SteppedTestEnvironment:
                     for actor_cls in _actor_classes(item):
                         env._ensure_tables(actor_cls)
                 client.start_listeners.append(env.started.append)
-                client.result_gate = _TimeSkipGate(workflow_environment)
+                if workflow_environment.supports_time_skipping:
+                    client.result_gate = _TimeSkipGate(workflow_environment)
                 async with create_worker(**worker_options):
                     yield env
             finally:

@@ -369,6 +369,9 @@ class ActionWorkflow:
         try:
             await handle
         except ChildWorkflowError as error:
+            dependency = self._dependencies[child_id]
+            if dependency.concluded:
+                return  # we stopped watching (abandon, not cancel) after it concluded
             # The child ended without concluding (terminated, timed out, crashed):
             # it can no longer conclude, so the step must not wait for it.
             workflow.logger.error(
