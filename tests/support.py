@@ -62,3 +62,18 @@ def joined(state) -> bool:
 def performing(state) -> bool:
     """The action performs."""
     return state.status == "performing"
+
+
+async def until_true(check, *, seconds: float = 10.0):
+    """Await `check()` until it returns something other than None; return that."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        found = await check()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{check} never held (last: {found!r})")
+        await asyncio.sleep(0.02)
