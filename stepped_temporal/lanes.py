@@ -18,9 +18,7 @@ sharing it) in the same step — so a late follower is never missed.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -36,25 +34,17 @@ with workflow.unsafe.imports_passed_through():
         LaneRelease,
         LaneState,
         LaneWithdraw,
+        Outgoing,
         Verdict,
     )
 
 LANE_WORKFLOW = "SteppedLane"
 #: how many ids of departed actions a lane remembers to ignore repeated joins
 RECENT = 1000
-#: outgoing signals in flight at once (Temporal allows 2,000 pending per run)
-BATCH = 500
+#: outgoing signals under way at once (Temporal allows 2,000 pending per run)
+WINDOW = 200
 #: continue-as-new past this many history events, to keep each run small
 HISTORY_LIMIT = 3000
-
-
-@dataclass
-class _Message:
-    workflow_id: str
-    signal: str
-    payload: Any
-    #: a perform verdict: if the action is gone, the lane must not wait for it
-    grant: bool = False
 
 
 @workflow.defn(name=LANE_WORKFLOW)
@@ -64,7 +54,9 @@ class LaneWorkflow:
     @workflow.init
     def __init__(self, state: LaneState) -> None:
         self._state = state
-        self._outbox: list[_Message] = []
+        self._in_flight = 0
+        #: the sending tasks, kept referenced until done (never iterated to issue commands)
+        self._sending: set[asyncio.Future[None]] = set()
 
     # -- messages (state changes only) ---------------------------------------
     @workflow.signal
@@ -80,7 +72,7 @@ class LaneWorkflow:
         shared = self._shareable(join)
         if shared is not None:
             shared.followers.append(join.action_id)
-            self._send(join.action_id, "verdict", Verdict("shared", by=shared.action_id))
+            self._send(join.action_id, Verdict("shared", by=shared.action_id))
             return
         candidate = LaneEntry(
             action_id=join.action_id,
@@ -121,7 +113,7 @@ class LaneWorkflow:
         for entry in self._state.pending:
             if entry.action_id == withdraw.action_id:
                 self._state.pending.remove(entry)
-                self._send(entry.action_id, "verdict", Verdict("withdrawn"))
+                self._send(entry.action_id, Verdict("withdrawn"))
                 # its own parent is told by the action; the inherited ones by us
                 self._conclude_entry(
                     entry,
@@ -139,30 +131,33 @@ class LaneWorkflow:
     async def run(self, state: LaneState) -> LaneState:
         while True:
             self._grant_next()
-            if self._outbox:
-                await self._flush()
-                continue
-            if self._idle():
+            if self._history_is_long():
+                # Unsent messages travel in the state, so a lane under a flood of
+                # joins continues-as-new without first draining its outbox; only
+                # the sends already under way must land first.
+                await workflow.wait_condition(
+                    lambda: self._in_flight == 0 and workflow.all_handlers_finished()
+                )
+                self._state.runs += 1
+                workflow.continue_as_new(self._state)
+            self._dispatch()
+            if self._quiet():
                 try:
                     await workflow.wait_condition(
-                        lambda: not self._idle() or bool(self._outbox),
+                        lambda: not self._idle() or bool(self._state.outbox),
                         timeout=timedelta(seconds=self._state.idle_seconds),
                     )
                 except TimeoutError:
                     await workflow.wait_condition(workflow.all_handlers_finished)
-                    if self._idle() and not self._outbox:
+                    if self._quiet():
                         return self._state
                 continue
-            if self._history_is_long():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._outbox:
-                    self._state.runs += 1
-                    workflow.continue_as_new(self._state)
-                continue
-            # an action performs: wake for messages to send, or when it releases the lane
             await workflow.wait_condition(
                 lambda: (
-                    bool(self._outbox) or self._state.performing is None or self._history_is_long()
+                    (bool(self._state.outbox) and self._in_flight < WINDOW)
+                    or (self._state.performing is None and bool(self._state.pending))
+                    or self._history_is_long()
+                    or self._quiet()
                 )
             )
 
@@ -172,13 +167,22 @@ class LaneWorkflow:
             entry = state.pending.pop(0)
             state.performing = entry
             state.granted += 1
-            self._send(entry.action_id, "verdict", Verdict("perform"), grant=True)
+            self._send(entry.action_id, Verdict("perform"), grant=True)
 
-    async def _flush(self) -> None:
-        batch, self._outbox = self._outbox[:BATCH], self._outbox[BATCH:]
-        await asyncio.gather(*(self._deliver(message) for message in batch))
+    def _dispatch(self) -> None:
+        """Start sending queued messages, at most WINDOW under way at once."""
+        while self._state.outbox and self._in_flight < WINDOW:
+            self._in_flight += 1
+            self._sending.add(asyncio.ensure_future(self._deliver(self._state.outbox.pop(0))))
 
-    async def _deliver(self, message: _Message) -> None:
+    async def _deliver(self, message: Outgoing) -> None:
+        try:
+            await self._signal(message)
+        finally:
+            self._in_flight -= 1
+            self._sending.difference_update([t for t in self._sending if t.done()])
+
+    async def _signal(self, message: Outgoing) -> None:
         try:
             await workflow.get_external_workflow_handle(message.workflow_id).signal(
                 message.signal, message.payload
@@ -227,12 +231,11 @@ class LaneWorkflow:
 
     def _supersede(self, superseded: LaneEntry, candidate: LaneEntry) -> None:
         """S4.2: the candidate takes over every dependency of the superseded action."""
-        self._send(superseded.action_id, "verdict", Verdict("superseded", by=candidate.action_id))
+        self._send(superseded.action_id, Verdict("superseded", by=candidate.action_id))
         moved = ([superseded.dependent] if superseded.dependent else []) + superseded.inherited
         for dependency in moved:
             self._send(
                 dependency.workflow_id,
-                "forward",
                 Forward(dependency.dependency_id, candidate.action_id),
             )
         candidate.inherited.extend(moved)
@@ -246,26 +249,38 @@ class LaneWorkflow:
             f"{performing.action_id} is performing: it would wait for itself"
         )
         workflow.logger.error("Deadlock: %s", message)
-        self._send(join.action_id, "verdict", Verdict("deadlocked", message=message))
+        self._send(join.action_id, Verdict("deadlocked", message=message))
 
     def _conclude_entry(self, entry: LaneEntry, outcome: Verdict) -> None:
         """Tell everyone the lane holds for `entry` how it ended."""
         for dependency in entry.inherited:
             self._send(
                 dependency.workflow_id,
-                "conclude",
                 Conclusion(dependency.dependency_id, entry.action_id, outcome.successful),
             )
         for follower in entry.followers:
-            self._send(follower, "verdict", outcome)
+            self._send(follower, outcome)
         self._remember(entry.action_id)
 
     def _remember(self, action_id: str) -> None:
         self._state.recent.append(action_id)
         del self._state.recent[:-RECENT]
 
-    def _send(self, workflow_id: str, signal: str, payload: Any, *, grant: bool = False) -> None:
-        self._outbox.append(_Message(workflow_id, signal, payload, grant))
+    def _send(
+        self, workflow_id: str, payload: Verdict | Forward | Conclusion, *, grant: bool = False
+    ) -> None:
+        outgoing = Outgoing(workflow_id, grant=grant)
+        if isinstance(payload, Verdict):
+            outgoing.verdict = payload
+        elif isinstance(payload, Forward):
+            outgoing.forward = payload
+        else:
+            outgoing.conclusion = payload
+        self._state.outbox.append(outgoing)
+
+    def _quiet(self) -> bool:
+        """Idle, with nothing left to send."""
+        return self._idle() and not self._state.outbox and self._in_flight == 0
 
     def _idle(self) -> bool:
         return self._state.performing is None and not self._state.pending

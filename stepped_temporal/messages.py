@@ -241,6 +241,30 @@ class LaneEntry:
 
 
 @dataclass
+class Outgoing:
+    """A message the lane still has to send; one of the three payloads is set."""
+
+    workflow_id: str
+    verdict: Verdict | None = None
+    forward: Forward | None = None
+    conclusion: Conclusion | None = None
+    #: a perform verdict: if the action is gone, the lane must not wait for it
+    grant: bool = False
+
+    @property
+    def signal(self) -> str:
+        """The signal name on the receiving action."""
+        return "verdict" if self.verdict else "forward" if self.forward else "conclude"
+
+    @property
+    def payload(self) -> Verdict | Forward | Conclusion:
+        """The signal's argument."""
+        found = self.verdict or self.forward or self.conclusion
+        assert found is not None
+        return found
+
+
+@dataclass
 class LaneState:
     """A lane's whole state; carried across continue-as-new."""
 
@@ -253,6 +277,8 @@ class LaneState:
     #: how many actions this lane has granted over its lifetime
     granted: int = 0
     runs: int = 1
+    #: messages not sent yet: carried across continue-as-new, so it never waits on them
+    outbox: list[Outgoing] = field(default_factory=list)
 
 
 # -- describe --------------------------------------------------------------
