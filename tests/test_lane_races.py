@@ -181,14 +181,14 @@ async def test_a_join_racing_the_idle_end_is_not_lost(stepped_env, new_lane):
     stays up and grants the join instead of ending."""
     lane = await new_lane()
     first, late = await lane.probe("first"), await lane.probe("late")
-    handle = await lane.start(LaneJoin(first), idle=1)
+    handle = await lane.start(LaneJoin(first), idle=3)
     async with lane.worker():
         assert await lane.heard("first", 1) == ["perform:"]
         await lane.signal("release", LaneRelease(first, "succeeded", True))
         await until_true(lambda: _idle(lane))
     # no worker: the idle timer fires on the server (in real time: with a task
     # waiting for a worker the test server does not skip), the join waits with it
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(3.5)
     await lane.signal("join", LaneJoin(late))
     async with lane.worker():
         assert await lane.heard("late", 1) == ["perform:"]
