@@ -282,6 +282,7 @@ def _prepare(data: PrepareInput) -> Prepared:
         callback_statuses=_callback_statuses(definition),
         retry=_retry_data(definition),
         lane_id=None if achieved else lane_id(concurrency_key),
+        activity_timeout=settings().activity_timeout.total_seconds(),
     )
 
 
@@ -330,6 +331,12 @@ def _step(data: StepInput) -> StepOutcome:
     context = data.action
     if data.erase_achievement and context.checksum_key is not None:
         with _transaction() as session:
+            # Checked again now the lane lets it perform: the same work may have
+            # been achieved since prepare looked (the gem checks inside its lock).
+            if context.checksum is not None and achievements.exists(
+                session, context.checksum_key, context.checksum
+            ):
+                return StepOutcome(achieved=True)
             achievements.erase(session, context.checksum_key)
     try:
         with _transaction() as session:

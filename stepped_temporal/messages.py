@@ -101,6 +101,8 @@ class Prepared:
     retry: RetryData | None = None
     lane_id: str | None = None
     error: ErrorData | None = None
+    #: start-to-close timeout (seconds) of the activities that run user code
+    activity_timeout: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class StepOutcome:
     marked_failed: bool = False
     #: a handled exception: the step failed and asked for nothing (S3.6)
     error: ErrorData | None = None
+    #: the first step found the checksum achieved meanwhile: skip the action (S3.4)
+    achieved: bool = False
     #: the arguments, when the body changed them (S3.10)
     arguments: list[Any] | None = None
 

@@ -254,6 +254,10 @@ class ActionWorkflow:
                 await steps
             return await self._finish("cancelled", release=True)
         status, error = steps.result()
+        if status == "achieved":  # S3.4, found only once the lane let it perform
+            data.steps.clear()
+            data.current_step_index = None
+            return await self._finish("succeeded", release=True, callbacks=False, grant=False)
         data.error = error
         return await self._finish(status, release=True)
 
@@ -270,11 +274,13 @@ class ActionWorkflow:
                     "stepped_step",
                     StepInput(self._context(), index, erase_achievement=index == 0),
                     result_type=StepOutcome,
-                    start_to_close_timeout=timedelta(minutes=10),
+                    start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
                     retry_policy=retry,
                 )
             except ActivityError as error:
                 return self._step_failed(step, _activity_error(error))
+            if outcome.achieved:
+                return "achieved", None
             if outcome.arguments is not None:
                 self._data.arguments = list(outcome.arguments)
             if outcome.error is not None:
@@ -391,21 +397,25 @@ class ActionWorkflow:
         if not successful:
             step.unsuccessful_actions_count += 1
 
-    async def _finish(self, status: str, *, release: bool, callbacks: bool = True) -> ActionData:
+    async def _finish(
+        self, status: str, *, release: bool, callbacks: bool = True, grant: bool = True
+    ) -> ActionData:
         """Complete with a final status (S3.9): callbacks, achievement, parent, lane."""
         data = self._data
         data.status = status
         data.completed_at = self._now()
         prepared = self._prepared
         run_callbacks = callbacks and prepared is not None and status in prepared.callback_statuses
-        grant = status == "succeeded" and data.checksum is not None
+        grant = grant and status == "succeeded" and data.checksum is not None
         failed_callbacks = 0
         if run_callbacks or grant:
             outcome = await workflow.execute_activity(
                 "stepped_finish",
                 FinishInput(self._context(), status, grant_achievement=grant),
                 result_type=FinishOutcome,
-                start_to_close_timeout=timedelta(minutes=10),
+                start_to_close_timeout=timedelta(
+                    seconds=prepared.activity_timeout if prepared else 600.0
+                ),
                 retry_policy=SYSTEM_RETRY,
             )
             failed_callbacks = outcome.failed

@@ -77,3 +77,23 @@ async def until_true(check, *, seconds: float = 10.0):
         if time.monotonic() > deadline:
             raise AssertionError(f"{check} never held (last: {found!r})")
         await asyncio.sleep(0.02)
+
+
+def achievement(env, checksum_key: str) -> str | None:
+    """The checksum the achievement under `checksum_key` holds, or None."""
+    import sqlalchemy as sa
+
+    from stepped_temporal.achievements import Achievement
+
+    with env.session() as session:
+        return session.scalar(
+            sa.select(Achievement.checksum).where(Achievement.checksum_key == checksum_key)
+        )
+
+
+def grant(env, checksum_key: str, checksum: str) -> None:
+    """Store an achievement directly."""
+    from stepped_temporal import achievements
+
+    with env.session() as session, session.begin():
+        achievements.grant(session, checksum_key, checksum)

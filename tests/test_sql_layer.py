@@ -1,13 +1,8 @@
-"""S1.4, S5.2 on SQLite and PostgreSQL: transactions per callable, Stepped's table."""
+"""S1.4 on SQLite and PostgreSQL: each callable in its own transaction."""
 
 from __future__ import annotations
 
-import pytest
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-
 import stepped_temporal as stepped
-from stepped_temporal import achievements
 from tests.support import car_class
 
 
@@ -50,30 +45,3 @@ async def test_fan_out_over_many_actors_writes_each_once(stepped_db_env):
     assert result.status == "succeeded"
     assert len(result.steps[0].actions) == 20
     assert [(c.mileage, c.honks) for c in map(stepped_db_env.reload, cars[1:])] == [(7, 1)] * 10
-
-
-async def test_worker_creates_the_achievements_table(stepped_db_env):
-    """S5.2: create_worker created stepped_achievements in the configured database."""
-    inspector = sa.inspect(stepped_db_env.engine)
-    columns = {c["name"] for c in inspector.get_columns("stepped_achievements")}
-    assert {"checksum_key", "checksum", "created_at", "updated_at"} <= columns
-
-
-async def test_achievement_operations_and_uniqueness(stepped_db_env):
-    """S5.2: exists, erase, grant (an upsert); the database enforces one row per key."""
-    with stepped_db_env.session() as session, session.begin():
-        assert not achievements.exists(session, "Car/1/visit", "abc")
-        achievements.grant(session, "Car/1/visit", "abc")
-        assert achievements.exists(session, "Car/1/visit", "abc")
-        achievements.grant(session, "Car/1/visit", "def")
-        assert not achievements.exists(session, "Car/1/visit", "abc")
-        assert achievements.exists(session, "Car/1/visit", "def")
-    with stepped_db_env.session() as session:
-        rows = session.scalars(sa.select(achievements.Achievement)).all()
-        assert [(r.checksum_key, r.checksum) for r in rows] == [("Car/1/visit", "def")]
-    with pytest.raises(IntegrityError), stepped_db_env.session() as session, session.begin():
-        session.add(achievements.Achievement(checksum_key="Car/1/visit", checksum="x"))
-    with stepped_db_env.session() as session, session.begin():
-        achievements.erase(session, "Car/1/visit")
-        assert not achievements.exists(session, "Car/1/visit", "def")
-        achievements.erase(session, "Car/1/visit")  # erasing nothing is fine

@@ -1,0 +1,156 @@
+"""S4.3: a candidate whose checksum equals the performing or a pending action's
+shares it: it does not queue, supersedes nothing, and mirrors that action's
+final result — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+import stepped_temporal as stepped
+from stepped_temporal.achievements import Achievement
+from tests.support import car_class, joined, performing, until
+
+
+def _visit(Car, key: str | None = None):
+    """visit(location): an hour's wait, then one honk and the move; "nowhere" fails."""
+    visit = Car.stepped_action("visit")
+    visit.checksum(lambda car, location: location)
+    if key:
+        visit.concurrency_key(lambda car, location: key)
+        visit.checksum_key(lambda car, location: key)
+
+    @visit.step
+    def _(car, step, location):
+        step.wait(timedelta(hours=1))
+
+    @visit.step
+    def _(car, step, location):
+        if location == "nowhere":
+            raise ValueError("no such place")
+        car.honk()
+        car.change_location(location)
+
+    return visit
+
+
+async def test_root_shares_the_performing_action(stepped_db_env):
+    """S4.3: same checksum_key and checksum → shared; same status; work done once."""
+    Car = car_class()
+    _visit(Car)
+    car = stepped_db_env.create(Car, id=1)
+    first = await stepped.start(car, "visit", "Oslo")
+    await until(first, performing)
+
+    second = await stepped.start(car, "visit", "Oslo")
+    waiting = await until(second, lambda s: s.resolved_by is not None)
+    assert waiting.status == "pending" and waiting.resolved_by == first.id
+
+    done, shared = await first.result(), await second.result()
+    assert done.status == shared.status == "succeeded"
+    assert shared.resolved_by == first.id and shared.steps == () and shared.started_at is None
+    assert stepped_db_env.reload(car).honks == 1
+
+
+async def test_sharing_a_pending_action_supersedes_nothing(stepped_db_env):
+    """S4.3: the candidate shares the pending one; nothing is superseded."""
+    Car = car_class()
+    _visit(Car, key="road")
+    car = stepped_db_env.create(Car, id=1)
+    blocker = await stepped.start(car, "visit", "Paris")
+    await until(blocker, performing)
+    pending = await stepped.start(car, "visit", "Oslo")
+    await until(pending, joined)
+
+    candidate = await stepped.start(car, "visit", "Oslo")
+    await until(candidate, lambda s: s.resolved_by is not None)
+
+    results = [await h.result() for h in (blocker, pending, candidate)]
+    assert [r.status for r in results] == ["succeeded"] * 3
+    assert results[2].resolved_by == pending.id
+    assert [len(r.steps) for r in results] == [2, 2, 0]
+    assert stepped_db_env.reload(car).honks == 2
+
+
+async def test_a_candidate_with_another_checksum_supersedes_as_usual(stepped_db_env):
+    """S4.3 vs S4.2: a different checksum is no share: the pending one is superseded."""
+    Car = car_class()
+    _visit(Car, key="road")
+    car = stepped_db_env.create(Car, id=1)
+    blocker = await stepped.start(car, "visit", "Paris")
+    await until(blocker, performing)
+    pending = await stepped.start(car, "visit", "Oslo")
+    await until(pending, joined)
+
+    candidate = await stepped.start(car, "visit", "Rome")
+
+    assert (await pending.result()).status == "superseded"
+    assert (await candidate.result()).status == "succeeded"
+
+
+async def test_nested_candidate_shares_and_its_parent_waits_for_the_shared_action(
+    stepped_db_env,
+):
+    """S4.3: a child sharing a root action concludes its parent's step when it ends."""
+    Car = car_class()
+    _visit(Car)
+    trip = Car.stepped_action("trip")
+    trip.step(lambda car, step, other: step.on(other, "visit", "Oslo"))
+    car, other = stepped_db_env.create(Car, id=1), stepped_db_env.create(Car, id=2)
+    root = await stepped.start(other, "visit", "Oslo")
+    await until(root, performing)
+
+    parent = await stepped.start(car, "trip", other)
+    result = await parent.result()
+
+    assert result.status == "succeeded"
+    child = await stepped.action_handle(result.steps[0].actions[0]).describe()
+    assert (child.status, child.resolved_by) == ("succeeded", root.id)
+    assert stepped_db_env.reload(other).honks == 1
+
+
+async def test_when_the_shared_action_fails_its_sharers_fail(stepped_db_env):
+    """S4.3, S3.14: the sharers mirror the failure; a nested sharer fails its parent."""
+    Car = car_class()
+    _visit(Car)
+    trip = Car.stepped_action("trip")
+    trip.step(lambda car, step, other: step.on(other, "visit", "nowhere"))
+    car, other = stepped_db_env.create(Car, id=1), stepped_db_env.create(Car, id=2)
+    root = await stepped.start(other, "visit", "nowhere")
+    await until(root, performing)
+    sharer = await stepped.start(other, "visit", "nowhere")
+    await until(sharer, lambda s: s.resolved_by is not None)
+    parent = await stepped.start(car, "trip", other)
+    state = await until(parent, lambda s: s.steps and s.steps[0].actions)
+    child = stepped.action_handle(state.steps[0].actions[0])
+    await until(child, lambda s: s.resolved_by is not None)
+
+    failed = await root.result()
+    assert failed.status == "failed" and failed.error.type == "ValueError"
+    mirrored = await sharer.result()
+    assert (mirrored.status, mirrored.error, mirrored.resolved_by) == (
+        "failed",
+        failed.error,
+        root.id,
+    )
+    assert (await parent.result()).status == "failed"
+
+
+async def test_twenty_identical_actions_at_once_do_the_work_once(stepped_db_env):
+    """S4.3, S3.4, S5.2: 20 starts with one checksum: all succeed, the work runs once,
+    one achievement row."""
+    Car = car_class()
+    _visit(Car)
+    car = stepped_db_env.create(Car, id=1)
+
+    handles = await asyncio.gather(*(stepped.start(car, "visit", "Oslo") for _ in range(20)))
+    results = await asyncio.gather(*(h.result() for h in handles))
+
+    assert [r.status for r in results] == ["succeeded"] * 20
+    assert sum(1 for r in results if r.steps) == 1
+    assert stepped_db_env.reload(car).honks == 1
+    with stepped_db_env.session() as session:
+        rows = session.execute(sa.select(Achievement.checksum_key, Achievement.checksum)).all()
+    assert [tuple(r) for r in rows] == [("Car/1/visit", stepped.checksum("Oslo"))]
