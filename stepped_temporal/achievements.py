@@ -88,4 +88,6 @@ def grant(session: Session, checksum_key: str, checksum: str) -> None:
 
 def create_tables(engine: sa.Engine) -> None:
     """Create Stepped's tables where they are missing."""
+    from . import outbound  # noqa: F401  (registers its table on SteppedBase)
+
     SteppedBase.metadata.create_all(engine)

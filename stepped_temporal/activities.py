@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 from temporalio import activity
 
-from . import achievements
+from . import achievements, outbound
 from .action import Action, Step
 from .actors import Actor, actor_class, is_mapped, load_actor
 from .arguments import decode_arguments, encode_arguments
@@ -40,6 +40,8 @@ from .messages import (
     ErrorData,
     FinishInput,
     FinishOutcome,
+    JobInput,
+    JobOutcome,
     LaneJoin,
     LaneState,
     Prepared,
@@ -327,17 +329,32 @@ async def join_lane(lane: str, key: str, join: LaneJoin, *, task_queue: str) -> 
 # -- step ------------------------------------------------------------------
 
 
+def _start_performing(context: ActionContext) -> bool:
+    """The lane let the action perform (S3.5): True if its work is achieved after all.
+
+    Otherwise erase the achievement under its checksum_key and, for an outbound
+    action, record it as the one `complete()` reaches — in one transaction.
+    """
+    with _transaction() as session:
+        # Checked again now the lane lets it perform: the same work may have
+        # been achieved since prepare looked (the gem checks inside its lock).
+        if (
+            context.checksum is not None
+            and context.checksum_key is not None
+            and achievements.exists(session, context.checksum_key, context.checksum)
+        ):
+            return True
+        if context.checksum_key is not None:
+            achievements.erase(session, context.checksum_key)
+        if context.outbound:
+            outbound.record(session, _tenancy(context), context.action_id)
+    return False
+
+
 def _step(data: StepInput) -> StepOutcome:
     context = data.action
-    if data.erase_achievement and context.checksum_key is not None:
-        with _transaction() as session:
-            # Checked again now the lane lets it perform: the same work may have
-            # been achieved since prepare looked (the gem checks inside its lock).
-            if context.checksum is not None and achievements.exists(
-                session, context.checksum_key, context.checksum
-            ):
-                return StepOutcome(achieved=True)
-            achievements.erase(session, context.checksum_key)
+    if data.erase_achievement and _start_performing(context):
+        return StepOutcome(achieved=True)
     try:
         with _transaction() as session:
             actor, definition, arguments = _load(session, context)
@@ -373,6 +390,44 @@ def _step(data: StepInput) -> StepOutcome:
 async def run_step(data: StepInput) -> StepOutcome:
     """Run one step body in its own transaction and return the intents it recorded."""
     return await _in_thread(lambda: _step(data))
+
+
+# -- job -------------------------------------------------------------------
+
+
+def _job(data: JobInput) -> JobOutcome:
+    context = data.action
+    if data.erase_achievement and _start_performing(context):
+        return JobOutcome(achieved=True)
+    try:
+        with _transaction() as session:
+            actor, definition, arguments = _load(session, context)
+            if definition.job is None:
+                raise DefinitionError(f"{definition!r} has no job any more")
+            action = _action(actor, context, arguments, status="performing", can_complete=True)
+            # Every exception of a job is retried under the definition's retry policy
+            # (S6.4); the handled list only applies to steps and hooks.
+            result = definition.job(action)
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise DefinitionError(f"the job of {definition!r} must be a plain (sync) function")
+            encoded = encode_arguments(
+                action.arguments, culprit=f"arguments of {context.action_id}"
+            )
+    except _PERMANENT as error:
+        log.warning("action %s: job cannot run: %s", context.action_id, error)
+        return JobOutcome(error=error_data(error))
+    return JobOutcome(
+        status=action.completion,
+        arguments=encoded if encoded != context.arguments else None,
+    )
+
+
+@activity.defn(name="stepped_job")
+async def run_job(data: JobInput) -> JobOutcome:
+    """Run a job-backed action's job in its own transaction (S6.4)."""
+    return await _in_thread(lambda: _job(data))
 
 
 # -- finish ----------------------------------------------------------------
@@ -415,4 +470,4 @@ async def finish(data: FinishInput) -> FinishOutcome:
     return await _in_thread(lambda: _finish(data))
 
 
-ALL_ACTIVITIES: tuple[Callable[..., Any], ...] = (prepare, run_step, finish)
+ALL_ACTIVITIES: tuple[Callable[..., Any], ...] = (prepare, run_step, run_job, finish)

@@ -7,12 +7,14 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from . import outbound
 from .actors import Actor, actor_ref, tenancy_key
 from .arguments import encode_arguments
-from .config import get_client, settings
+from .config import get_client, get_engine, settings
 from .definitions import resolve_definition
 from .errors import ArgumentTypeError
 from .messages import ActionData, ActionInput
@@ -131,9 +133,25 @@ async def run(actor: Actor, name: str, *arguments: Any) -> ActionResult:
 async def complete(actor: Actor, name: str, status: str = "succeeded") -> bool:
     """Complete the performing outbound action `name` of `actor` (S6.1-S6.3).
 
-    Outbound completion is not built yet (its issue is open): this validates
-    the status and raises NotImplementedError.
+    Returns True when this call completed it; False when there is none — also
+    when one is only pending, or another action performs in the same lane — and
+    for every call after the first. An invalid status raises `InvalidStatus`
+    before anything is sent.
     """
-    completion_status(status, what=f"complete({name!r})")
-    actor_ref(actor)
-    raise NotImplementedError("outbound completion is not implemented yet")
+    status = completion_status(status, what=f"complete({name!r})")
+    type_name, actor_id = actor_ref(actor)
+    tenancy = tenancy_key(type_name, actor_id, name)
+    with Session(get_engine()) as session:
+        action_id = outbound.find(session, tenancy)
+    if action_id is None:
+        return False
+    client = await get_client()
+    try:
+        completed: bool = await client.get_workflow_handle(action_id).execute_update(
+            "complete", status, result_type=bool
+        )
+    except RPCError as error:
+        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            return False  # the action's workflow has closed
+        raise
+    return completed

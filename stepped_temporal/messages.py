@@ -142,6 +142,25 @@ class StepOutcome:
 
 
 @dataclass(frozen=True)
+class JobInput:
+    """Input of the job activity (S6.4)."""
+
+    action: ActionContext
+    #: no step ran before the job: it starts performing (S3.5)
+    erase_achievement: bool = False
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended: the status it completed the action with, if any."""
+
+    status: str | None = None
+    error: ErrorData | None = None
+    arguments: list[Any] | None = None
+    achieved: bool = False
+
+
+@dataclass(frozen=True)
 class FinishInput:
     """Input of the finish activity: run after-callbacks, grant the achievement."""
 

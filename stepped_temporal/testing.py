@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -188,29 +189,48 @@ class SteppedTestEnvironment:
     async def perform_stepped_actions(self, *, timeout: float = 60.0) -> list[ActionState]:
         """Drive every action started from outside to a final state (S10.1).
 
-        Results are awaited one after another: the time-skipping server mishandles
-        many concurrent waits. Raises if an action is not final within `timeout`
-        seconds of wall time.
+        Between waits it calls `complete_stepped_outbound_performances()`, so a
+        tree with outbound leaves drains in one call when that hook completes
+        them. Results are awaited one after another: the time-skipping server
+        mishandles many concurrent waits. Raises if an action is not final
+        within `timeout` seconds of wall time.
         """
+        deadline = time.monotonic() + timeout
         finished: list[ActionState] = []
-        seen = 0
-        while seen < len(self.started):
-            action_id = self.started[seen]
-            seen += 1
-            handle = ActionHandle(self.client, action_id)
-            try:
-                finished.append(await asyncio.wait_for(handle.result(), timeout))
-            except TimeoutError:
-                state = await handle.describe()
-                raise SteppedError(
-                    f"action {action_id} is still {state.status} after {timeout}s "
-                    f"(step {state.current_step_index})"
-                ) from None
+        while len(finished) < len(self.started):
+            handle = ActionHandle(self.client, self.started[len(finished)])
             await self.complete_stepped_outbound_performances()
+            try:
+                finished.append(await asyncio.wait_for(handle.result(), timeout=0.5))
+            except TimeoutError:
+                if time.monotonic() < deadline:
+                    continue
+                state = await handle.describe()
+                waiting = [a.id for a in await self.performing_outbound_actions()]
+                raise SteppedError(
+                    f"action {handle.id} is still {state.status} after {timeout}s "
+                    f"(step {state.current_step_index}); outbound actions performing: "
+                    f"{waiting or 'none'} (complete them in "
+                    f"complete_stepped_outbound_performances())"
+                ) from None
         return finished
 
     async def complete_stepped_outbound_performances(self) -> None:
-        """Override to complete outbound actions that `perform_stepped_actions` meets."""
+        """Override to complete outbound actions while `perform_stepped_actions` runs.
+
+        For example: ``for state in await self.performing_outbound_actions():
+        await self.complete(state)``.
+        """
+
+    async def performing_outbound_actions(self) -> list[ActionState]:
+        """Outbound actions (of the started trees) that perform now."""
+        return [s for s in await self.actions() if s.outbound and s.status == "performing"]
+
+    async def complete(self, action: ActionState, status: str = "succeeded") -> bool:
+        """`stepped.complete()` for an action's actor and name, loading the actor."""
+        with self.session() as session:
+            actor = actors.load_actor(session, action.actor_type, action.actor_id)
+        return await client.complete(actor, action.name, status)
 
     async def actions(self) -> list[ActionState]:
         """Every action started from outside and, recursively, every child."""

@@ -35,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         FinishInput,
         FinishOutcome,
         Forward,
+        JobInput,
+        JobOutcome,
         LaneRelease,
         LaneWithdraw,
         Prepared,
@@ -114,6 +116,8 @@ class ActionWorkflow:
         self._open_children = 0
         self._performing_in_lane = False
         self._withdrawing = False
+        #: the status an outside `complete()` asked for (S6)
+        self._completion: str | None = None
 
     # -- messages ------------------------------------------------------------
     @workflow.signal
@@ -135,6 +139,28 @@ class ActionWorkflow:
         actions = self._data.steps[dependency.step].actions
         if forward.successor not in actions:
             actions.append(forward.successor)
+
+    @workflow.update
+    def complete(self, status: str) -> bool:
+        """Complete a performing outbound action from outside (S6.1-S6.3).
+
+        True when this call completed it; False when it is not (or no longer)
+        performing, not outbound, or was completed already.
+        """
+        if (
+            self._data.status != "performing"
+            or not self._data.outbound
+            or self._completion is not None
+            or self._cancel_requested
+        ):
+            return False
+        self._completion = status
+        return True
+
+    @complete.validator
+    def _complete_status(self, status: str) -> None:
+        if status not in ("succeeded", "failed", "cancelled", "timed_out"):
+            raise ValueError(f"invalid status {status!r}")
 
     @workflow.signal
     def cancel(self) -> None:
@@ -243,23 +269,80 @@ class ActionWorkflow:
         return self._data
 
     async def _perform(self) -> ActionData:
+        """Steps, then the job, then (outbound) the completion from outside — raced
+        against cancellation, outside completion and the timeout (S3, S6, S7)."""
         data = self._data
+        prepared = self._prepared
+        assert prepared is not None
         data.status = "performing"
         data.started_at = self._now()
-        steps = asyncio.ensure_future(self._run_steps())
-        await workflow.wait_condition(lambda: steps.done() or self._cancel_requested)
-        if not steps.done():
-            steps.cancel()
+        work = asyncio.ensure_future(self._work())
+        timeout = timedelta(seconds=prepared.timeout) if prepared.timeout is not None else None
+        timed_out = False
+        try:
+            await workflow.wait_condition(
+                lambda: work.done() or self._cancel_requested or self._completion is not None,
+                timeout=timeout,
+            )
+        except TimeoutError:
+            timed_out = True
+        if work.done() and not timed_out:
+            status, error = work.result()
+        else:
+            work.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await steps
-            return await self._finish("cancelled", release=True)
-        status, error = steps.result()
+                await work
+            status, error = self._interruption(timed_out), None
         if status == "achieved":  # S3.4, found only once the lane let it perform
             data.steps.clear()
             data.current_step_index = None
             return await self._finish("succeeded", release=True, callbacks=False, grant=False)
         data.error = error
         return await self._finish(status, release=True)
+
+    def _interruption(self, timed_out: bool) -> str:
+        if self._completion is not None:
+            return self._completion
+        if self._cancel_requested:
+            return "cancelled"
+        assert timed_out
+        workflow.logger.warning("action %s timed out", self._data.id)
+        return "timed_out"
+
+    async def _work(self) -> tuple[str, ErrorData | None]:
+        prepared = self._prepared
+        assert prepared is not None
+        status, error = await self._run_steps()
+        if status != "succeeded":
+            return status, error
+        if prepared.job:
+            return await self._run_job()
+        if prepared.outbound:  # S6.1: performing until completed from outside
+            await workflow.wait_condition(lambda: self._completion is not None)
+            assert self._completion is not None
+            return self._completion, None
+        return "succeeded", None
+
+    async def _run_job(self) -> tuple[str, ErrorData | None]:
+        prepared = self._prepared
+        assert prepared is not None
+        try:
+            outcome = await workflow.execute_activity(
+                "stepped_job",
+                JobInput(self._context(), erase_achievement=prepared.step_count == 0),
+                result_type=JobOutcome,
+                start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
+                retry_policy=_retry_policy(prepared.retry or DEFAULT_RETRY),
+            )
+        except ActivityError as error:
+            return "failed", _activity_error(error)
+        if outcome.achieved:
+            return "achieved", None
+        if outcome.arguments is not None:
+            self._data.arguments = list(outcome.arguments)
+        if outcome.error is not None:
+            return "failed", outcome.error
+        return outcome.status or "succeeded", None
 
     async def _run_steps(self) -> tuple[str, ErrorData | None]:
         prepared = self._prepared

@@ -1,0 +1,52 @@
+"""Where `complete(actor, name)` finds the performing outbound action (S6.2).
+
+An outbound action records its id under its tenancy key when it starts
+performing (in the same transaction as its first activity). `complete` reads
+that record and asks the action itself, by a Temporal update, to complete:
+the action answers True only while it performs and has not been completed —
+so the answer is exact even when the record is stale.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .achievements import SteppedBase
+
+
+class OutboundPerformance(SteppedBase):
+    """The latest outbound action that started performing for a tenancy key."""
+
+    __tablename__ = "stepped_outbound_performances"
+
+    tenancy_key: Mapped[str] = mapped_column(sa.String(1024), primary_key=True)
+    action_id: Mapped[str] = mapped_column(sa.String(1100))
+    started_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+def record(session: Session, tenancy_key: str, action_id: str) -> None:
+    """Note that `action_id` now performs as the outbound action of `tenancy_key`."""
+    values = {"tenancy_key": tenancy_key, "action_id": action_id, "started_at": datetime.now(UTC)}
+    dialect = session.get_bind().dialect.name
+    changes = {"action_id": action_id, "started_at": values["started_at"]}
+    if dialect == "postgresql":
+        pg = postgresql.insert(OutboundPerformance).values(values)
+        session.execute(pg.on_conflict_do_update(index_elements=["tenancy_key"], set_=changes))
+    elif dialect == "sqlite":
+        lite = sqlite.insert(OutboundPerformance).values(values)
+        session.execute(lite.on_conflict_do_update(index_elements=["tenancy_key"], set_=changes))
+    else:
+        session.merge(OutboundPerformance(**values))
+
+
+def find(session: Session, tenancy_key: str) -> str | None:
+    """The id of the latest outbound action that performed for `tenancy_key`."""
+    return session.scalar(
+        sa.select(OutboundPerformance.action_id).where(
+            OutboundPerformance.tenancy_key == tenancy_key
+        )
+    )
