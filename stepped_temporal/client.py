@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy.orm import Session
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -19,6 +20,7 @@ from .definitions import resolve_definition
 from .errors import ArgumentTypeError
 from .messages import ActionData, ActionInput
 from .results import ActionResult, ActionState
+from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, summary
 from .status import completion_status
 from .workflows import ACTION_WORKFLOW
 
@@ -106,6 +108,7 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
     client = await get_client()
     action_id = f"{tenancy}/{uuid.uuid4().hex[:16]}"
     task_queue = settings().task_queue
+    attributes = await _search_attributes_enabled(client)
     await client.start_workflow(
         ACTION_WORKFLOW,
         ActionInput(
@@ -115,13 +118,37 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
             name=name,
             arguments=encoded,
             task_queue=task_queue,
+            search_attributes=attributes,
         ),
         id=action_id,
         task_queue=task_queue,
+        static_summary=summary(type_name, actor_id, name, encoded),
+        search_attributes=(
+            initial_search_attributes(type_name, actor_id, name) if attributes else None
+        ),
     )
     for listener in list(start_listeners):
         listener(action_id)
     return ActionHandle(client, action_id)
+
+
+_registered: dict[int, bool] = {}
+
+
+async def _search_attributes_enabled(client: Client) -> bool:
+    """S9.3: configured, or (once per client) whether the namespace registered them."""
+    configured = settings().search_attributes
+    if configured is not None:
+        return configured
+    if id(client) not in _registered:
+        try:
+            response = await client.operator_service.list_search_attributes(
+                ListSearchAttributesRequest(namespace=client.namespace)
+            )
+            _registered[id(client)] = set(SEARCH_ATTRIBUTES) <= set(response.custom_attributes)
+        except RPCError:
+            _registered[id(client)] = False
+    return _registered[id(client)]
 
 
 async def run(actor: Actor, name: str, *arguments: Any) -> ActionResult:

@@ -35,6 +35,8 @@ class Settings:
     activity_timeout: timedelta = timedelta(minutes=10)
     #: how long an idle lane waits for a late join before it ends
     lane_idle: timedelta = timedelta(seconds=10)
+    #: keep Stepped's search attributes on actions: None = when they are registered
+    search_attributes: bool | None = None
     connect_lock: asyncio.Lock | None = field(default=None, repr=False)
 
 
@@ -53,12 +55,15 @@ def configure(
     strict: bool | None = None,
     activity_timeout: timedelta | None = None,
     lane_idle: timedelta | None = None,
+    search_attributes: bool | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
     Pass a connected `client`, or an `address` (and `namespace`) to connect
     to on first use. Pass an `engine`, or a `database_url` (default
-    ``sqlite:///stepped.db``). Arguments left out keep their current values.
+    ``sqlite:///stepped.db``). `search_attributes` keeps Stepped's search
+    attributes (S9.3) on every action; left None, they are kept when the
+    namespace has them registered. Arguments left out keep their current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -86,6 +91,8 @@ def configure(
         changes["activity_timeout"] = activity_timeout
     if lane_idle is not None:
         changes["lane_idle"] = lane_idle
+    if search_attributes is not None:
+        changes["search_attributes"] = search_attributes
     _settings = replace(_settings, **changes)
 
 

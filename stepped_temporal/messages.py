@@ -54,6 +54,8 @@ class ActionInput:
     #: ids of the actions this one descends from, nearest last (S4.4)
     ancestry: list[str] = field(default_factory=list)
     version: int = PAYLOAD_VERSION
+    #: keep Stepped's search attributes up to date (they are registered) (S9.3)
+    search_attributes: bool = False
 
 
 @dataclass(frozen=True)

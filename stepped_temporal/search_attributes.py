@@ -7,7 +7,10 @@ docker-compose file do it; `temporal operator search-attribute create`).
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+import json
+from typing import Any
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 ACTOR = SearchAttributeKey.for_keyword("SteppedActor")
 ACTION = SearchAttributeKey.for_keyword("SteppedAction")
@@ -19,3 +22,40 @@ ALL = (ACTOR, ACTION, STATUS, CONCURRENCY_KEY)
 
 #: name -> type, as `temporal operator search-attribute create --name N --type T` takes them
 SEARCH_ATTRIBUTES: dict[str, str] = {key.name: "Keyword" for key in ALL}
+
+
+def actor_label(actor_type: str, actor_id: Any) -> str:
+    """``Car/7``: how the Web UI names an actor."""
+    id_text = "/".join(map(str, actor_id)) if isinstance(actor_id, list) else str(actor_id)
+    return f"{actor_type}/{id_text}"
+
+
+def initial_search_attributes(actor_type: str, actor_id: Any, name: str) -> TypedSearchAttributes:
+    """The attributes an action starts with: actor, action name, status pending."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(ACTOR, actor_label(actor_type, actor_id)),
+            SearchAttributePair(ACTION, name),
+            SearchAttributePair(STATUS, "pending"),
+        ]
+    )
+
+
+def summary(actor_type: str, actor_id: Any, name: str, arguments: list[Any]) -> str:
+    """The one-line summary the Web UI shows: ``Car/7 visit("London")``."""
+    shown = ", ".join(_shown(a) for a in arguments)
+    line = f"{actor_label(actor_type, actor_id)} {name}({shown})"
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _shown(value: Any) -> str:
+    """An encoded argument for people: actors as ``Car/8``, tagged values by value."""
+    if isinstance(value, dict) and "__stepped__" in value:
+        if value["__stepped__"] == "actor":
+            return actor_label(value["type"], value["id"])
+        return _shown(value.get("value"))
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_shown(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=False, default=str)

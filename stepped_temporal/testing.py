@@ -27,7 +27,7 @@ from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSki
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from . import actors, client, config
+from . import actors, client, config, search_attributes
 from .actors import Actor, actor_ref, is_mapped, registered_actor_classes, tenancy_key
 from .binaries import dev_server_path, test_server_path
 from .client import ActionHandle
@@ -123,6 +123,7 @@ class SteppedTestEnvironment:
                 workflow_environment = await WorkflowEnvironment.start_local(
                     dev_server_existing_path=dev_server_path(),
                     dev_server_log_level="error",
+                    search_attributes=search_attributes.ALL,
                 )
             else:
                 workflow_environment = await WorkflowEnvironment.start_time_skipping(
@@ -281,4 +282,5 @@ def _settings_kwargs(saved: config.Settings) -> dict[str, Any]:
         "strict": saved.strict,
         "activity_timeout": saved.activity_timeout,
         "lane_idle": saved.lane_idle,
+        "search_attributes": saved.search_attributes,
     }

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -46,6 +46,12 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
         StepOutcome,
         Verdict,
+    )
+    from .search_attributes import (
+        CONCURRENCY_KEY,
+        STATUS,
+        initial_search_attributes,
+        summary,
     )
 
 ACTION_WORKFLOW = "SteppedAction"
@@ -175,6 +181,15 @@ class ActionWorkflow:
     # -- the action ----------------------------------------------------------
     @workflow.run
     async def run(self, input: ActionInput) -> ActionData:
+        data = await self._act(input)
+        self._upsert(STATUS.value_set(data.status))
+        return data
+
+    def _upsert(self, update: SearchAttributeUpdate[str]) -> None:
+        if self._input.search_attributes:
+            workflow.upsert_search_attributes([update])
+
+    async def _act(self, input: ActionInput) -> ActionData:
         if input.version != PAYLOAD_VERSION:
             return await self._fail_early(
                 ErrorData(
@@ -195,6 +210,8 @@ class ActionWorkflow:
             return await self._fail_early(_activity_error(error))
         self._prepared = prepared
         data = self._data
+        if prepared.concurrency_key is not None:
+            self._upsert(CONCURRENCY_KEY.value_set(prepared.concurrency_key))
         data.arguments = list(prepared.arguments)
         data.outbound = prepared.outbound
         data.concurrency_key = prepared.concurrency_key
@@ -276,6 +293,7 @@ class ActionWorkflow:
         assert prepared is not None
         data.status = "performing"
         data.started_at = self._now()
+        self._upsert(STATUS.value_set("performing"))
         work = asyncio.ensure_future(self._work())
         timeout = timedelta(seconds=prepared.timeout) if prepared.timeout is not None else None
         timed_out = False
@@ -440,8 +458,17 @@ class ActionWorkflow:
                     task_queue=self._input.task_queue,
                     parent=Dependency(self._data.id, child_id),
                     ancestry=ancestry,
+                    search_attributes=self._input.search_attributes,
                 ),
                 id=child_id,
+                static_summary=summary(
+                    intent.actor_type, intent.actor_id, intent.name, intent.arguments
+                ),
+                search_attributes=(
+                    initial_search_attributes(intent.actor_type, intent.actor_id, intent.name)
+                    if self._input.search_attributes
+                    else None
+                ),
                 task_queue=self._input.task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 # a concluded step stops watching its children; that must not cancel them
