@@ -1,29 +1,307 @@
-"""The `stepped-temporal` command."""
+"""The `stepped-temporal` command: worker, dev, demo, tree.
+
+Every failure a user can cause (an unreachable server, a module that does not
+import, a module without actors, a database that refuses) ends in one line on
+stderr and a non-zero exit status, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CommandError(Exception):
+    """A one-line error for the user; the command exits with `status`."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `stepped-temporal` console script."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    try:
+        status = asyncio.run(arguments.handler(arguments))
+    except CommandError as error:
+        print(f"stepped-temporal {arguments.command}: error: {error}", file=sys.stderr)
+        status = error.status
+    except KeyboardInterrupt:
+        status = 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        status = 0
+    _exit(status)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stepped-temporal", description="Stepped actions on Temporal."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run a small fleet of cars on an embedded dev server")
-    arguments = parser.parse_args(argv)
-    if arguments.command == "demo":
-        from .demo import run_demo
 
-        status = asyncio.run(run_demo())
-    else:  # pragma: no cover - argparse refuses unknown commands
-        parser.error(f"unknown command {arguments.command}")
-    _exit(status)
+    worker = commands.add_parser("worker", help="run a worker for your actors")
+    _app_options(worker)
+    _connection_options(worker)
+    worker.add_argument("--max-concurrent-activities", type=int, default=100)
+    worker.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=30.0,
+        help="seconds running activities get to finish on SIGINT/SIGTERM (default 30)",
+    )
+    worker.set_defaults(handler=run_worker)
+
+    dev = commands.add_parser("dev", help="dev server with the Web UI, plus a worker")
+    _app_options(dev)
+    dev.add_argument("--port", type=int, default=7233, help="gRPC port (default 7233)")
+    dev.add_argument("--ui-port", type=int, default=8233, help="Web UI port (default 8233)")
+    dev.add_argument(
+        "--state-file",
+        default=".stepped/temporal.db",
+        help="where the dev server keeps its state between runs",
+    )
+    dev.add_argument("--task-queue", default=os.environ.get("STEPPED_TASK_QUEUE", "stepped"))
+    dev.add_argument(
+        "--database-url", default=os.environ.get("STEPPED_DATABASE_URL", "sqlite:///stepped.db")
+    )
+    dev.set_defaults(handler=run_dev)
+
+    demo = commands.add_parser("demo", help="run a fleet of cars on an embedded dev server")
+    demo.set_defaults(handler=run_demo_command)
+
+    tree = commands.add_parser("tree", help="print an action's tree with statuses")
+    tree.add_argument("action_id")
+    tree.add_argument("--json", action="store_true", help="print JSON instead of a tree")
+    _connection_options(tree, database=False)
+    tree.set_defaults(handler=run_tree)
+    return parser
+
+
+def _app_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app",
+        action="append",
+        required=True,
+        metavar="MODULE",
+        help="module declaring your actors (repeatable)",
+    )
+
+
+def _connection_options(parser: argparse.ArgumentParser, *, database: bool = True) -> None:
+    parser.add_argument("--address", help="Temporal frontend (env TEMPORAL_ADDRESS)")
+    parser.add_argument("--namespace", help="Temporal namespace (env TEMPORAL_NAMESPACE)")
+    parser.add_argument("--profile", help="profile of Temporal's client config file")
+    parser.add_argument("--config-file", help="Temporal client config file (TOML)")
+    parser.add_argument("--api-key", help="API key, e.g. for Temporal Cloud (env TEMPORAL_API_KEY)")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS")
+    parser.add_argument("--tls-cert", help="client certificate (PEM) for mTLS")
+    parser.add_argument("--tls-key", help="client key (PEM) for mTLS")
+    parser.add_argument("--task-queue", default=os.environ.get("STEPPED_TASK_QUEUE", "stepped"))
+    if database:
+        parser.add_argument(
+            "--database-url",
+            default=os.environ.get("STEPPED_DATABASE_URL", "sqlite:///stepped.db"),
+            help="SQLAlchemy URL of your database (env STEPPED_DATABASE_URL)",
+        )
+
+
+# -- shared steps ----------------------------------------------------------
+
+
+def import_apps(modules: Sequence[str]) -> list[str]:
+    """Import the application modules; return the actor type names they declared."""
+    from .actors import registered_actor_classes
+
+    sys.path.insert(0, os.getcwd())
+    names: list[str] = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as error:
+            raise CommandError(
+                f"cannot import module {module!r}: {type(error).__name__}: {error}", EXIT_USAGE
+            ) from None
+        declared = [
+            c.__dict__.get("__stepped_name__", c.__name__)
+            for c in registered_actor_classes()
+            if c.__module__ == module or c.__module__.startswith(module + ".")
+        ]
+        if not declared:
+            raise CommandError(
+                f"module {module!r} declares no stepped_temporal.Actor subclasses", EXIT_USAGE
+            )
+        names += declared
+    return names
+
+
+async def connect(arguments: argparse.Namespace) -> Any:
+    """Connect to Temporal from flags, the environment and Temporal's config profiles."""
+    from temporalio.client import Client
+    from temporalio.envconfig import ClientConfig
+    from temporalio.service import TLSConfig
+
+    try:
+        options: dict[str, Any] = dict(
+            ClientConfig.load_client_connect_config(
+                profile=arguments.profile, config_file=arguments.config_file
+            )
+        )
+    except Exception as error:
+        raise CommandError(f"cannot read Temporal client configuration: {error}") from None
+    if arguments.address:
+        options["target_host"] = arguments.address
+    options.setdefault("target_host", "localhost:7233")
+    if arguments.namespace:
+        options["namespace"] = arguments.namespace
+    if arguments.api_key:
+        options["api_key"] = arguments.api_key
+    if arguments.tls or arguments.tls_cert:
+        options["tls"] = TLSConfig(
+            client_cert=Path(arguments.tls_cert).read_bytes() if arguments.tls_cert else None,
+            client_private_key=Path(arguments.tls_key).read_bytes() if arguments.tls_key else None,
+        )
+    address = options["target_host"]
+    try:
+        return await asyncio.wait_for(Client.connect(**options), timeout=15)
+    except Exception as error:
+        reason = str(error) or type(error).__name__
+        raise CommandError(f"cannot connect to Temporal at {address}: {reason}") from None
+
+
+def check_database(url: str) -> sa.Engine:
+    """An engine for `url` that answered a query; the error hides the password."""
+    from . import config
+
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    try:
+        engine = config.create_engine(url)
+        with engine.connect() as connection:
+            connection.execute(sa.text("select 1"))
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CommandError(f"cannot connect to the database {shown}: {reason}") from None
+    return engine
+
+
+async def serve(worker: Any, banner: str) -> None:
+    """Run `worker` until SIGINT or SIGTERM, then shut it down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    async with worker:
+        print(banner, flush=True)
+        await stop.wait()
+        print("stopping: letting running activities finish ...", flush=True)
+    print("stopped", flush=True)
+
+
+# -- commands ---------------------------------------------------------------
+
+
+async def run_worker(arguments: argparse.Namespace) -> int:
+    """`stepped-temporal worker --app MODULE`."""
+    from . import config
+    from .worker import create_worker
+
+    names = import_apps(arguments.app)
+    engine = check_database(arguments.database_url)
+    client = await connect(arguments)
+    config.configure(client=client, engine=engine, task_queue=arguments.task_queue)
+    worker = create_worker(
+        max_concurrent_activities=arguments.max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=arguments.shutdown_grace),
+    )
+    await serve(
+        worker,
+        f"worker: {client.service_client.config.target_host} namespace {client.namespace}, "
+        f"task queue {arguments.task_queue}, actors {', '.join(names)}; Ctrl-C stops it",
+    )
+    return 0
+
+
+async def run_dev(arguments: argparse.Namespace) -> int:
+    """`stepped-temporal dev --app MODULE`: dev server + Web UI + worker."""
+    from temporalio.testing import WorkflowEnvironment
+
+    from . import config, search_attributes
+    from .binaries import dev_server_path
+    from .worker import create_worker
+
+    names = import_apps(arguments.app)
+    engine = check_database(arguments.database_url)
+    state = Path(arguments.state_file)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        environment = await WorkflowEnvironment.start_local(
+            port=arguments.port,
+            ui=True,
+            ui_port=arguments.ui_port,
+            dev_server_existing_path=dev_server_path(),
+            dev_server_log_level="error",
+            search_attributes=search_attributes.ALL,
+            dev_server_extra_args=["--db-filename", str(state)],
+        )
+    except Exception as error:
+        raise CommandError(f"cannot start the Temporal dev server: {error}") from None
+    try:
+        config.configure(
+            client=environment.client,
+            engine=engine,
+            task_queue=arguments.task_queue,
+            search_attributes=True,
+        )
+        await serve(
+            create_worker(graceful_shutdown_timeout=timedelta(seconds=10)),
+            f"Temporal dev server on localhost:{arguments.port} (state in {state})\n"
+            f"Web UI: http://localhost:{arguments.ui_port}\n"
+            f"worker: task queue {arguments.task_queue}, actors {', '.join(names)}; "
+            f"Ctrl-C stops everything",
+        )
+    finally:
+        await environment.shutdown()
+    return 0
+
+
+async def run_demo_command(arguments: argparse.Namespace) -> int:
+    """`stepped-temporal demo`."""
+    from .demo import run_demo
+
+    return await run_demo()
+
+
+async def run_tree(arguments: argparse.Namespace) -> int:
+    """`stepped-temporal tree ACTION_ID`."""
+    from temporalio.service import RPCError
+
+    from .trees import collect_tree, format_tree, tree_json
+
+    client = await connect(arguments)
+    try:
+        tree = await collect_tree(client, arguments.action_id)
+    except RPCError as error:
+        raise CommandError(f"no action {arguments.action_id!r}: {error}") from None
+    if arguments.json:
+        print(json.dumps(tree_json(tree), indent=2))
+    else:
+        print(format_tree(tree))
+    return 0
 
 
 def _exit(status: int) -> None:
