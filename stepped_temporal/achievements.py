@@ -9,6 +9,7 @@ unique checksum_key, correct under concurrent grants on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -53,37 +54,35 @@ def erase(session: Session, checksum_key: str) -> None:
 def grant(session: Session, checksum_key: str, checksum: str) -> None:
     """Set the achievement under `checksum_key` to `checksum` (insert or update)."""
     now = _now()
-    values = {
-        "checksum_key": checksum_key,
-        "checksum": checksum,
-        "created_at": now,
-        "updated_at": now,
-    }
+    upsert(
+        session,
+        Achievement,
+        {"checksum_key": checksum_key, "checksum": checksum, "created_at": now, "updated_at": now},
+        key="checksum_key",
+        changes={"checksum": checksum, "updated_at": now},
+    )
+
+
+def upsert(
+    session: Session,
+    table: type[SteppedBase],
+    values: dict[str, Any],
+    *,
+    key: str,
+    changes: dict[str, Any],
+) -> None:
+    """Insert `values`, or apply `changes` to the row whose unique `key` matches —
+    one statement on PostgreSQL and SQLite, so concurrent upserts never collide."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = postgresql.insert(Achievement).values(values)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[Achievement.checksum_key],
-                set_={"checksum": checksum, "updated_at": now},
-            )
-        )
-    elif dialect == "sqlite":
-        lite = sqlite.insert(Achievement).values(values)
-        session.execute(
-            lite.on_conflict_do_update(
-                index_elements=[Achievement.checksum_key],
-                set_={"checksum": checksum, "updated_at": now},
-            )
-        )
-    else:
-        updated = session.execute(
-            sa.update(Achievement)
-            .where(Achievement.checksum_key == checksum_key)
-            .values(checksum=checksum, updated_at=now)
-        )
-        if updated.rowcount == 0:  # type: ignore[attr-defined]
-            session.add(Achievement(**values))
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(table).values(values)
+        session.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes))
+        return
+    column = getattr(table, key)
+    updated = session.execute(sa.update(table).where(column == values[key]).values(changes))
+    if updated.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(table(**values))
 
 
 def create_tables(engine: sa.Engine) -> None:

@@ -35,6 +35,7 @@ from .checksums import checksum as digest
 from .config import get_engine, is_handled, settings
 from .definitions import Definition, resolve_definition
 from .errors import ActionNotFound, ActorNotFound, DefinitionError, SteppedError, UnknownActorType
+from .keys import tenancy_key
 from .messages import (
     ActionContext,
     ErrorData,
@@ -109,16 +110,22 @@ def _call_user(fn: Callable[..., Any], *args: Any) -> Any:
         if is_handled(error):
             raise _Handled(error) from error
         raise
+    try:
+        _refuse_awaitable(fn, result)
+    except DefinitionError as error:
+        raise _Handled(error) from None
+    return result
+
+
+def _refuse_awaitable(fn: Callable[..., Any], result: Any) -> None:
+    """User code runs in a thread with a sync session: an async function is a mistake."""
     if inspect.isawaitable(result):
         if inspect.iscoroutine(result):
-            result.close()
-        raise _Handled(
-            DefinitionError(
-                f"{getattr(fn, '__qualname__', fn)!r} returned an awaitable: step bodies, hooks "
-                f"and callbacks must be plain (sync) functions"
-            )
+            result.close()  # never awaited: close it so Python does not warn
+        raise DefinitionError(
+            f"{getattr(fn, '__qualname__', fn)!r} returned an awaitable: step bodies, hooks, "
+            f"callbacks and jobs must be plain (sync) functions"
         )
-    return result
 
 
 def _load(session: Session, context: ActionContext) -> tuple[Actor, Definition, list[Any]]:
@@ -219,8 +226,6 @@ def _retry_data(definition: Definition) -> RetryData | None:
 
 
 def _tenancy(context: ActionContext) -> str:
-    from .actors import tenancy_key
-
     return tenancy_key(context.actor_type, context.actor_id, context.name)
 
 
@@ -407,11 +412,7 @@ def _job(data: JobInput) -> JobOutcome:
             action = _action(actor, context, arguments, status="performing", can_complete=True)
             # Every exception of a job is retried under the definition's retry policy
             # (S6.4); the handled list only applies to steps and hooks.
-            result = definition.job(action)
-            if inspect.isawaitable(result):
-                if inspect.iscoroutine(result):
-                    result.close()
-                raise DefinitionError(f"the job of {definition!r} must be a plain (sync) function")
+            _refuse_awaitable(definition.job, definition.job(action))
             encoded = encode_arguments(
                 action.arguments, culprit=f"arguments of {context.action_id}"
             )

@@ -218,12 +218,6 @@ def _is_json_id(actor_id: Any) -> bool:
     return isinstance(actor_id, (int, str)) and not isinstance(actor_id, bool)
 
 
-def tenancy_key(type_name: str, actor_id: Any, name: str) -> str:
-    """``"<TypeName>/<id>/<action name>"`` (S1.3)."""
-    id_text = "/".join(map(str, actor_id)) if isinstance(actor_id, list) else str(actor_id)
-    return f"{type_name}/{id_text}/{name}"
-
-
 def load_actor(session: Session | None, type_name: str, actor_id: Any) -> Actor:
     """Load a registered actor fresh: mapped ones in `session`, plain ones by `stepped_find`."""
     cls = actor_class(type_name)

@@ -13,11 +13,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from . import outbound
-from .actors import Actor, actor_ref, tenancy_key
+from .actors import Actor, actor_ref
 from .arguments import encode_arguments
 from .config import get_client, get_engine, settings
 from .definitions import resolve_definition
 from .errors import ArgumentTypeError
+from .keys import tenancy_key
 from .messages import ActionData, ActionInput
 from .results import ActionResult, ActionState
 from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, summary

@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .achievements import SteppedBase
+from .achievements import SteppedBase, upsert
 
 
 class OutboundPerformance(SteppedBase):
@@ -30,17 +29,14 @@ class OutboundPerformance(SteppedBase):
 
 def record(session: Session, tenancy_key: str, action_id: str) -> None:
     """Note that `action_id` now performs as the outbound action of `tenancy_key`."""
-    values = {"tenancy_key": tenancy_key, "action_id": action_id, "started_at": datetime.now(UTC)}
-    dialect = session.get_bind().dialect.name
-    changes = {"action_id": action_id, "started_at": values["started_at"]}
-    if dialect == "postgresql":
-        pg = postgresql.insert(OutboundPerformance).values(values)
-        session.execute(pg.on_conflict_do_update(index_elements=["tenancy_key"], set_=changes))
-    elif dialect == "sqlite":
-        lite = sqlite.insert(OutboundPerformance).values(values)
-        session.execute(lite.on_conflict_do_update(index_elements=["tenancy_key"], set_=changes))
-    else:
-        session.merge(OutboundPerformance(**values))
+    now = datetime.now(UTC)
+    upsert(
+        session,
+        OutboundPerformance,
+        {"tenancy_key": tenancy_key, "action_id": action_id, "started_at": now},
+        key="tenancy_key",
+        changes={"action_id": action_id, "started_at": now},
+    )
 
 
 def find(session: Session, tenancy_key: str) -> str | None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from .arguments import decode_value
+from .keys import tenancy_key
 from .messages import ActionData, ErrorData, StepData
 from .status import Status
 
@@ -81,8 +82,6 @@ class ActionState:
     @property
     def tenancy_key(self) -> str:
         """``"<TypeName>/<id>/<action name>"`` (S1.3)."""
-        from .actors import tenancy_key
-
         return tenancy_key(self.actor_type, self.actor_id, self.name)
 
     @classmethod

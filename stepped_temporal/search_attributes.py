@@ -12,6 +12,8 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from .keys import actor_label
+
 ACTOR = SearchAttributeKey.for_keyword("SteppedActor")
 ACTION = SearchAttributeKey.for_keyword("SteppedAction")
 STATUS = SearchAttributeKey.for_keyword("SteppedStatus")
@@ -22,12 +24,6 @@ ALL = (ACTOR, ACTION, STATUS, CONCURRENCY_KEY)
 
 #: name -> type, as `temporal operator search-attribute create --name N --type T` takes them
 SEARCH_ATTRIBUTES: dict[str, str] = {key.name: "Keyword" for key in ALL}
-
-
-def actor_label(actor_type: str, actor_id: Any) -> str:
-    """``Car/7``: how the Web UI names an actor."""
-    id_text = "/".join(map(str, actor_id)) if isinstance(actor_id, list) else str(actor_id)
-    return f"{actor_type}/{id_text}"
 
 
 def initial_search_attributes(actor_type: str, actor_id: Any, name: str) -> TypedSearchAttributes:

@@ -28,10 +28,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from . import actors, client, config, search_attributes
-from .actors import Actor, actor_ref, is_mapped, registered_actor_classes, tenancy_key
+from .actors import Actor, actor_ref, is_mapped, registered_actor_classes
 from .binaries import dev_server_path, test_server_path
 from .client import ActionHandle
 from .errors import SteppedError
+from .keys import tenancy_key
 from .results import ActionState
 from .worker import create_worker
 

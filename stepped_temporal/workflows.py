@@ -23,6 +23,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from .keys import tenancy_key
     from .messages import (
         PAYLOAD_VERSION,
         ActionContext,
@@ -83,12 +84,6 @@ def _activity_error(error: BaseException) -> ErrorData:
     if isinstance(cause, ApplicationError):
         return ErrorData(cause.type or "ApplicationError", cause.message)
     return ErrorData(type(cause).__name__ if cause else type(error).__name__, str(cause or error))
-
-
-def tenancy_of(actor_type: str, actor_id: Any, name: str) -> str:
-    """S1.3, duplicated from actors.py so workflow code imports no SQLAlchemy."""
-    id_text = "/".join(map(str, actor_id)) if isinstance(actor_id, list) else str(actor_id)
-    return f"{actor_type}/{id_text}/{name}"
 
 
 class _Dependency:
@@ -417,7 +412,7 @@ class ActionWorkflow:
         children: list[tuple[str, ChildIntent]] = []
         for intent in outcome.children:
             child_id = (
-                f"{tenancy_of(intent.actor_type, intent.actor_id, intent.name)}/"
+                f"{tenancy_key(intent.actor_type, intent.actor_id, intent.name)}/"
                 f"{workflow.uuid4().hex[:16]}"
             )
             self._dependencies[child_id] = _Dependency(step.index)
