@@ -118,11 +118,13 @@ class Step:
             if actor is None:
                 continue
             type_name, actor_id = actor_ref(actor)
-            resolve_definition(type(actor), name)
+            definition = resolve_definition(type(actor), name)
             encoded = encode_arguments(
                 arguments, culprit=f"step {self.index} of {self.action.id}: {type_name}.{name}"
             )
-            intents.append(ChildIntent(type_name, actor_id, name, encoded))
+            intents.append(
+                ChildIntent(type_name, actor_id, name, encoded, retry=definition.retry_data())
+            )
         self.children.extend(intents)
 
     def wait(self, duration: timedelta | float | int) -> None:

@@ -47,7 +47,6 @@ from .messages import (
     LaneState,
     Prepared,
     PrepareInput,
-    RetryData,
     StepInput,
     StepOutcome,
 )
@@ -210,21 +209,6 @@ def _timeout_seconds(definition: Definition, actor: Actor) -> float | None:
     )
 
 
-def _retry_data(definition: Definition) -> RetryData | None:
-    policy = definition.retry
-    if policy is None:
-        return None
-    return RetryData(
-        initial_interval=policy.initial_interval.total_seconds(),
-        backoff_coefficient=policy.backoff_coefficient,
-        maximum_interval=policy.maximum_interval.total_seconds()
-        if policy.maximum_interval
-        else None,
-        maximum_attempts=policy.maximum_attempts,
-        non_retryable_error_types=list(policy.non_retryable_error_types or []),
-    )
-
-
 def _tenancy(context: ActionContext) -> str:
     return tenancy_key(context.actor_type, context.actor_id, context.name)
 
@@ -287,7 +271,7 @@ def _prepare(data: PrepareInput) -> Prepared:
         step_count=len(definition.runnable_steps()),
         job=definition.job is not None,
         callback_statuses=_callback_statuses(definition),
-        retry=_retry_data(definition),
+        retry=definition.retry_data(),
         lane_id=None if achieved else lane_id(concurrency_key),
         activity_timeout=settings().activity_timeout.total_seconds(),
     )

@@ -103,7 +103,7 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
     type_name, actor_id = actor_ref(actor)
     if not isinstance(name, str):
         raise ArgumentTypeError(f"action name must be a str, got {type(name).__name__}")
-    resolve_definition(type(actor), name, strict=settings().strict)
+    definition = resolve_definition(type(actor), name, strict=settings().strict)
     tenancy = tenancy_key(type_name, actor_id, name)
     encoded = encode_arguments(arguments, culprit=f"start({tenancy})")
     client = await get_client()
@@ -120,6 +120,7 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
             arguments=encoded,
             task_queue=task_queue,
             search_attributes=attributes,
+            retry=definition.retry_data(),
         ),
         id=action_id,
         task_queue=task_queue,

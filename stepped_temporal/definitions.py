@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from temporalio.common import RetryPolicy
 
 from .errors import ActionNotFound, DefinitionError
+from .messages import RetryData
 from .status import COMPLETION_STATUSES, completion_status
 
 if TYPE_CHECKING:
@@ -172,6 +173,21 @@ class Definition:
         if self._steps or self.job is not None:
             return self.steps
         return [*self._prepended, _method_step(self.name)]
+
+    def retry_data(self) -> RetryData | None:
+        """The retry policy as it travels to the workflow, or None for the default."""
+        policy = self.retry
+        if policy is None:
+            return None
+        return RetryData(
+            initial_interval=policy.initial_interval.total_seconds(),
+            backoff_coefficient=policy.backoff_coefficient,
+            maximum_interval=(
+                policy.maximum_interval.total_seconds() if policy.maximum_interval else None
+            ),
+            maximum_attempts=policy.maximum_attempts,
+            non_retryable_error_types=list(policy.non_retryable_error_types or []),
+        )
 
     def callbacks_for(self, status: str) -> list[Callable[..., Any]]:
         """The after-callbacks registered for `status`, in registration order."""

@@ -56,6 +56,8 @@ class ActionInput:
     version: int = PAYLOAD_VERSION
     #: keep Stepped's search attributes up to date (they are registered) (S9.3)
     search_attributes: bool = False
+    #: the definition's retry policy, known before prepare runs `before` (S8.2)
+    retry: RetryData | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class ChildIntent:
     actor_id: Any
     name: str
     arguments: list[Any]
+    #: the child definition's retry policy, for its prepare activity (S8.2)
+    retry: RetryData | None = None
 
 
 @dataclass(frozen=True)
