@@ -18,6 +18,7 @@ sharing it) in the same step — so a late follower is never missed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -142,15 +143,15 @@ class LaneWorkflow:
                 workflow.continue_as_new(self._state)
             self._dispatch()
             if self._quiet():
-                try:
-                    await workflow.wait_condition(
-                        lambda: not self._idle() or bool(self._state.outbox),
-                        timeout=timedelta(seconds=self._state.idle_seconds),
-                    )
-                except TimeoutError:
-                    await workflow.wait_condition(workflow.all_handlers_finished)
-                    if self._quiet():
-                        return self._state
+                if self._state.idle_seconds > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await workflow.wait_condition(
+                            lambda: not self._idle() or bool(self._state.outbox),
+                            timeout=timedelta(seconds=self._state.idle_seconds),
+                        )
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._quiet():
+                    return self._state
                 continue
             await workflow.wait_condition(
                 lambda: (

@@ -97,3 +97,11 @@ def grant(env, checksum_key: str, checksum: str) -> None:
 
     with env.session() as session, session.begin():
         achievements.grant(session, checksum_key, checksum)
+
+
+async def first_child(parent):
+    """A handle on the first child a parent's first step started, once it is listed."""
+    import stepped_temporal as stepped
+
+    state = await until(parent, lambda s: s.steps and s.steps[0].actions)
+    return stepped.action_handle(state.steps[0].actions[0])

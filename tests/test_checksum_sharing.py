@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 import stepped_temporal as stepped
 from stepped_temporal.achievements import Achievement
-from tests.support import car_class, joined, performing, until
+from tests.support import car_class, first_child, joined, performing, until
 
 
 def _visit(Car, key: str | None = None):
@@ -123,8 +123,7 @@ async def test_when_the_shared_action_fails_its_sharers_fail(stepped_db_env):
     sharer = await stepped.start(other, "visit", "nowhere")
     await until(sharer, lambda s: s.resolved_by is not None)
     parent = await stepped.start(car, "trip", other)
-    state = await until(parent, lambda s: s.steps and s.steps[0].actions)
-    child = stepped.action_handle(state.steps[0].actions[0])
+    child = await first_child(parent)
     await until(child, lambda s: s.resolved_by is not None)
 
     failed = await root.result()

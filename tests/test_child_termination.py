@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import stepped_temporal as stepped
-from tests.support import car_class, performing, until
+from tests.support import car_class, first_child, performing, until
 
 
 async def test_terminated_child_fails_the_parent_step(stepped_dev_env):
@@ -21,8 +21,7 @@ async def test_terminated_child_fails_the_parent_step(stepped_dev_env):
 
     car, other = stepped_env.create(Car, id=1), stepped_env.create(Car, id=2)
     parent = await stepped.start(car, "trip", other)
-    state = await until(parent, lambda s: s.steps and s.steps[0].actions)
-    child = stepped.action_handle(state.steps[0].actions[0])
+    child = await first_child(parent)
     await until(child, performing)
 
     await stepped_env.client.get_workflow_handle(child.id).terminate("operator stopped it")

@@ -9,7 +9,7 @@ from temporalio.client import WorkflowHandle
 
 import stepped_temporal as stepped
 from stepped_temporal.messages import LaneState
-from tests.support import car_class, joined, performing, until
+from tests.support import car_class, first_child, joined, performing, until
 
 
 def _declare(Car):
@@ -68,8 +68,7 @@ async def test_cancelling_a_pending_child_fails_its_parent_step(stepped_env):
     blocker = await stepped.start(other, "visit", "Paris")
     await until(blocker, performing)
     parent = await stepped.start(car, "trip", other)
-    state = await until(parent, lambda s: s.steps and s.steps[0].actions)
-    child = stepped.action_handle(state.steps[0].actions[0])
+    child = await first_child(parent)
     await until(child, joined)
 
     assert await child.cancel() is True

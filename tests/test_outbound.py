@@ -13,7 +13,7 @@ import pytest
 
 import stepped_temporal as stepped
 from stepped_temporal.errors import SteppedError
-from tests.support import car_class, joined, performing, until
+from tests.support import car_class, first_child, joined, performing, until
 
 STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 
@@ -98,8 +98,7 @@ async def test_nested_outbound_child_keeps_its_parent_step_waiting(stepped_env):
     car = stepped_env.create(Car, id=1)
 
     parent = await stepped.start(car, "visit", 100, "London")
-    state = await until(parent, lambda s: s.steps and s.steps[0].actions)
-    child = stepped.action_handle(state.steps[0].actions[0])
+    child = await first_child(parent)
     child_state = await until(child, steps_done)
     assert child_state.outbound is True and child_state.root is False
 
@@ -133,8 +132,7 @@ async def test_failed_completion_of_a_nested_child_fails_its_parent(stepped_env)
     car = stepped_env.create(Car, id=1)
 
     parent = await stepped.start(car, "visit", 100, "London")
-    state = await until(parent, lambda s: s.steps and s.steps[0].actions)
-    child = stepped.action_handle(state.steps[0].actions[0])
+    child = await first_child(parent)
     await until(child, steps_done)
 
     assert await stepped.complete(car, "drive", "failed") is True
