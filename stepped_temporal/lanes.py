@@ -27,7 +27,6 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from .messages import (
         Conclusion,
-        Dependency,
         ErrorData,
         Forward,
         LaneEntry,
@@ -294,4 +293,4 @@ class LaneWorkflow:
         )
 
 
-__all__ = ["LANE_WORKFLOW", "Dependency", "LaneWorkflow"]
+__all__ = ["LANE_WORKFLOW", "LaneWorkflow"]

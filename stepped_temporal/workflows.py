@@ -117,7 +117,6 @@ class ActionWorkflow:
         self._dependencies: dict[str, _Dependency] = {}
         self._cancel_requested = False
         self._open_children = 0
-        self._performing_in_lane = False
         self._withdrawing = False
         #: the status an outside `complete()` asked for (S6)
         self._completion: str | None = None
@@ -246,7 +245,6 @@ class ActionWorkflow:
                 continue
             verdict = self._verdicts.pop(0)
             if verdict.kind == "perform":
-                self._performing_in_lane = True
                 return await self._perform()
             if verdict.kind == "superseded":
                 return self._end_resolved("superseded", verdict.by)
@@ -538,7 +536,7 @@ class ActionWorkflow:
                 data.after_callbacks_failed_count = outcome.failed or None
         successful = status == "succeeded" and failed_callbacks == 0
         notices = [self._notify_parent(successful)]
-        if release and self._performing_in_lane:
+        if release:
             notices.append(
                 self._signal_lane(
                     "release",
