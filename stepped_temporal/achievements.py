@@ -87,6 +87,6 @@ def upsert(
 
 def create_tables(engine: sa.Engine) -> None:
     """Create Stepped's tables where they are missing."""
-    from . import outbound  # noqa: F401  (registers its table on SteppedBase)
+    from . import claims, outbound  # noqa: F401  (register their tables on SteppedBase)
 
     SteppedBase.metadata.create_all(engine)

@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,13 +27,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 from temporalio import activity
+from temporalio.client import Client
 
-from . import achievements, outbound
+from . import achievements, claims, outbound
 from .action import Action, Step
 from .actors import Actor, actor_class, is_mapped, load_actor
 from .arguments import decode_arguments, encode_arguments
 from .checksums import checksum as digest
-from .config import get_engine, is_handled, settings
+from .config import get_engine, is_handled, read_session, settings
 from .definitions import Definition, resolve_definition
 from .errors import ActionNotFound, ActorNotFound, DefinitionError, SteppedError, UnknownActorType
 from .keys import tenancy_key
@@ -215,10 +217,15 @@ def _tenancy(context: ActionContext) -> str:
 
 # -- prepare ---------------------------------------------------------------
 
+#: Signals the lane (async, on the activity's event loop) from the prepare thread.
+Joiner = Callable[[str, LaneJoin], None]
 
-def _prepare(data: PrepareInput) -> Prepared:
+
+def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | None]:
+    """Prepare the action; the second value is a lane join to send after the commit."""
     context = data.action
     encoded = list(context.arguments)
+    later: LaneJoin | None = None
     try:
         definition = resolve_definition(
             actor_class(context.actor_type), context.name, strict=settings().strict
@@ -232,12 +239,13 @@ def _prepare(data: PrepareInput) -> Prepared:
                     action.arguments, culprit=f"arguments of {context.action_id}"
                 )
             if action.completion is not None:
-                return Prepared(
+                completed = Prepared(
                     outcome=action.completion,
                     arguments=encoded,
                     outbound=definition.outbound,
                     callback_statuses=_callback_statuses(definition),
                 )
+                return completed, None
         with _transaction() as session:
             actor, _, arguments = _load(session, replace(context, arguments=encoded))
             tenancy = _tenancy(context)
@@ -254,14 +262,21 @@ def _prepare(data: PrepareInput) -> Prepared:
             )
             timeout = _timeout_seconds(definition, actor)
             achieved = checksum is not None and achievements.exists(session, checksum_key, checksum)
+            outcome, problem, later = "achieved", None, None
+            if not achieved:
+                outcome, problem, later = _claim(
+                    session, data, join, concurrency_key, checksum_key, checksum
+                )
+                if outcome == "claimed":  # it performs now (S3.5)
+                    _erase_and_record(session, context, checksum_key, definition.outbound)
     except _Handled as handled:
         log.warning("action %s failed in before/keys: %r", context.action_id, handled.error)
-        return Prepared(outcome="failed", arguments=encoded, error=error_data(handled.error))
+        return Prepared(outcome="failed", arguments=encoded, error=error_data(handled.error)), None
     except _PERMANENT as error:
         log.warning("action %s cannot run: %s", context.action_id, error)
-        return Prepared(outcome="failed", arguments=encoded, error=error_data(error))
-    return Prepared(
-        outcome="achieved" if achieved else "joined",
+        return Prepared(outcome="failed", arguments=encoded, error=error_data(error)), None
+    prepared = Prepared(
+        outcome=outcome,
         arguments=encoded,
         concurrency_key=concurrency_key,
         checksum_key=checksum_key,
@@ -272,9 +287,118 @@ def _prepare(data: PrepareInput) -> Prepared:
         job=definition.job is not None,
         callback_statuses=_callback_statuses(definition),
         retry=definition.retry_data(),
-        lane_id=None if achieved else lane_id(concurrency_key),
+        lane_id=lane_id(concurrency_key) if outcome in ("claimed", "joined") else None,
+        error=problem,
         activity_timeout=settings().activity_timeout.total_seconds(),
     )
+    return prepared, later
+
+
+def _claim(
+    session: Session,
+    data: PrepareInput,
+    join: Joiner,
+    key: str,
+    checksum_key: str,
+    checksum: str | None,
+) -> tuple[str, ErrorData | None, LaneJoin | None]:
+    """Claim the key or join its lane (see claims.py): the outcome, its error, and
+    a join still to send once the transaction committed."""
+    action_id = data.action.action_id
+    found = claims.claim(session, key, action_id, checksum_key, checksum, list(data.ancestry))
+    if found.claimed:
+        return "claimed", None, None
+    if found.deadlocked_with is not None:  # S4.4, seen before the lane is involved
+        message = (
+            f"action {action_id} joined lane {key!r}, where its ancestor "
+            f"{found.deadlocked_with} is performing: it would wait for itself"
+        )
+        log.error("Deadlock: %s", message)
+        return "deadlocked", ErrorData("Deadlock", message), None
+    lane_join = LaneJoin(
+        action_id=action_id,
+        checksum_key=checksum_key,
+        checksum=checksum,
+        ancestry=list(data.ancestry),
+        dependent=data.parent,
+        holder=found.holder,
+    )
+    if found.holder is None:
+        return "joined", None, lane_join
+    # The lane must hear of the holder before the holder can release the key
+    # (its release waits for this row lock): signal before committing.
+    join(key, lane_join)
+    return "joined", None, None
+
+
+def achieved_before_start(
+    type_name: str, actor_id: Any, name: str, encoded: list[Any]
+) -> Prepared | None:
+    """S3.4 decided before the workflow starts: what prepare would find, when the
+    action's checksum is already achieved; None when it is not, or it cannot tell.
+
+    Only for definitions without `before` (which runs first and may change the
+    arguments, or end the action). It reads, as prepare does, an actor loaded
+    fresh from the configured database, so it decides as the worker would — and
+    an achieved start then costs one workflow task and no activity.
+    """
+    definition = resolve_definition(actor_class(type_name), name, strict=settings().strict)
+    if definition.checksum_fn is None or definition.before_hooks or not _database_exists():
+        return None
+    context = ActionContext(
+        action_id="",
+        actor_type=type_name,
+        actor_id=actor_id,
+        name=name,
+        arguments=encoded,
+        root=True,
+    )
+    try:
+        with read_session() as session:
+            actor, _, arguments = _load(session, context)
+            tenancy = _tenancy(context)
+            checksum_key = _key_text(
+                _key(definition, definition.checksum_key_fn, actor, arguments, None), tenancy
+            )
+            checksum = digest(_key(definition, definition.checksum_fn, actor, arguments, None))
+            if checksum is None or not achievements.exists(session, checksum_key, checksum):
+                return None
+            concurrency_key = _key_text(
+                _key(definition, definition.concurrency_key_fn, actor, arguments, None), tenancy
+            )
+            timeout = _timeout_seconds(definition, actor)
+    except Exception as error:  # the worker's prepare will meet it and report it properly
+        log.debug("achievement not checked before starting %s: %r", name, error)
+        return None
+    return Prepared(
+        outcome="achieved",
+        arguments=encoded,
+        concurrency_key=concurrency_key,
+        checksum_key=checksum_key,
+        checksum=checksum,
+        outbound=definition.outbound,
+        timeout=timeout,
+    )
+
+
+def _database_exists() -> bool:
+    """False for a SQLite file that is not there (a client without a database of
+    its own must not create one by looking)."""
+    url = get_engine().url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return True
+    return os.path.exists(url.database)
+
+
+def _erase_and_record(
+    session: Session, context: ActionContext, checksum_key: str | None, outbound_action: bool
+) -> None:
+    """Starting to perform (S3.5): erase the achievement; an outbound action records
+    itself as the one `complete()` reaches."""
+    if checksum_key is not None:
+        achievements.erase(session, checksum_key)
+    if outbound_action:
+        outbound.record(session, _tenancy(context), context.action_id)
 
 
 def _callback_statuses(definition: Definition) -> list[str]:
@@ -283,32 +407,29 @@ def _callback_statuses(definition: Definition) -> list[str]:
 
 @activity.defn(name="stepped_prepare")
 async def prepare(data: PrepareInput) -> Prepared:
-    """Run `before`, compute keys and checksum, check the achievement, join the lane."""
-    prepared = await _in_thread(lambda: _prepare(data))
-    if prepared.outcome == "joined":
-        assert prepared.lane_id is not None and prepared.concurrency_key is not None
-        await join_lane(
-            prepared.lane_id,
-            prepared.concurrency_key,
-            LaneJoin(
-                action_id=data.action.action_id,
-                checksum_key=prepared.checksum_key,
-                checksum=prepared.checksum,
-                ancestry=list(data.ancestry),
-                dependent=data.parent,
-            ),
-            task_queue=data.task_queue,
-        )
+    """Run `before`, compute keys and checksum, check the achievement, claim the key
+    or join the lane."""
+    loop = asyncio.get_running_loop()
+    client = activity.client()
+
+    def join(key: str, lane_join: LaneJoin) -> None:
+        coroutine = join_lane(client, key, lane_join, task_queue=data.task_queue)
+        asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    prepared, later = await _in_thread(lambda: _prepare(data, join))
+    if later is not None:
+        assert prepared.concurrency_key is not None
+        await join_lane(client, prepared.concurrency_key, later, task_queue=data.task_queue)
     return prepared
 
 
-async def join_lane(lane: str, key: str, join: LaneJoin, *, task_queue: str) -> None:
+async def join_lane(client: Client, key: str, join: LaneJoin, *, task_queue: str) -> None:
     """Signal-with-start the lane: a workflow cannot do this itself."""
     idle = settings().lane_idle.total_seconds()
-    await activity.client().start_workflow(
+    await client.start_workflow(
         "SteppedLane",
         LaneState(key=key, idle_seconds=idle),
-        id=lane,
+        id=lane_id(key),
         task_queue=task_queue,
         start_signal="join",
         start_signal_args=[join],
@@ -333,10 +454,7 @@ def _start_performing(context: ActionContext) -> bool:
             and achievements.exists(session, context.checksum_key, context.checksum)
         ):
             return True
-        if context.checksum_key is not None:
-            achievements.erase(session, context.checksum_key)
-        if context.outbound:
-            outbound.record(session, _tenancy(context), context.action_id)
+        _erase_and_record(session, context, context.checksum_key, context.outbound)
     return False
 
 
@@ -361,18 +479,39 @@ def _step(data: StepInput) -> StepOutcome:
             encoded = encode_arguments(
                 step.action.arguments, culprit=f"arguments of {context.action_id}"
             )
+            final = "failed" if step.status == "failed" else "succeeded"
+            released = lane_owned = False
+            if not step.children and not step.waits and final in data.release_on:
+                # the action ends with this step: the claim goes with its transaction
+                released, lane_owned = True, _release(session, context)
     except _Handled as handled:
         log.warning("action %s: step %d failed: %r", context.action_id, data.index, handled.error)
-        return StepOutcome(error=error_data(handled.error))
+        return _failed_step(data, error_data(handled.error))
     except _PERMANENT as error:
         log.warning("action %s: step %d cannot run: %s", context.action_id, data.index, error)
-        return StepOutcome(error=error_data(error))
+        return _failed_step(data, error_data(error))
     return StepOutcome(
         children=step.children,
         waits=step.waits,
         marked_failed=step.status == "failed",
         arguments=encoded if encoded != context.arguments else None,
+        released=released,
+        lane_owned=lane_owned,
     )
+
+
+def _failed_step(data: StepInput, error: ErrorData) -> StepOutcome:
+    if "failed" not in data.release_on:
+        return StepOutcome(error=error)
+    with _transaction() as session:
+        lane_owned = _release(session, data.action)
+    return StepOutcome(error=error, released=True, lane_owned=lane_owned)
+
+
+def _release(session: Session, context: ActionContext) -> bool:
+    """Give up the action's claim on its key; True when the lane must be told."""
+    assert context.concurrency_key is not None
+    return claims.release(session, context.concurrency_key, context.action_id)
 
 
 @activity.defn(name="stepped_step")
@@ -440,13 +579,19 @@ def _finish(data: FinishInput) -> FinishOutcome:
             )
             failed += 1
             errors.append(error_data(cause))
-    granted = False
-    if data.grant_achievement and failed == 0 and context.checksum is not None:
-        assert context.checksum_key is not None
+    granted = lane_owned = False
+    grant = data.grant_achievement and failed == 0 and context.checksum is not None
+    if grant or data.release_claim:
         with _transaction() as session:
-            achievements.grant(session, context.checksum_key, context.checksum)
-        granted = True
-    return FinishOutcome(succeeded=succeeded, failed=failed, errors=errors, granted=granted)
+            if grant:
+                assert context.checksum_key is not None and context.checksum is not None
+                achievements.grant(session, context.checksum_key, context.checksum)
+                granted = True
+            if data.release_claim:
+                lane_owned = _release(session, context)
+    return FinishOutcome(
+        succeeded=succeeded, failed=failed, errors=errors, granted=granted, lane_owned=lane_owned
+    )
 
 
 @activity.defn(name="stepped_finish")

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from sqlalchemy.orm import Session
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from . import outbound
+from .activities import achieved_before_start
 from .actors import Actor, actor_ref
 from .arguments import encode_arguments
-from .config import get_client, get_engine, settings
+from .config import get_client, read_session, settings
 from .definitions import resolve_definition
 from .errors import ArgumentTypeError
 from .keys import tenancy_key
@@ -110,6 +111,7 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
     action_id = f"{tenancy}/{uuid.uuid4().hex[:16]}"
     task_queue = settings().task_queue
     attributes = await _search_attributes_enabled(client)
+    achieved = await asyncio.to_thread(achieved_before_start, type_name, actor_id, name, encoded)
     await client.start_workflow(
         ACTION_WORKFLOW,
         ActionInput(
@@ -121,6 +123,7 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
             task_queue=task_queue,
             search_attributes=attributes,
             retry=definition.retry_data(),
+            prepared=achieved,
         ),
         id=action_id,
         task_queue=task_queue,
@@ -170,7 +173,7 @@ async def complete(actor: Actor, name: str, status: str = "succeeded") -> bool:
     status = completion_status(status, what=f"complete({name!r})")
     type_name, actor_id = actor_ref(actor)
     tenancy = tenancy_key(type_name, actor_id, name)
-    with Session(get_engine()) as session:
+    with read_session() as session:
         action_id = outbound.find(session, tenancy)
     if action_id is None:
         return False

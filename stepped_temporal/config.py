@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from .errors import NotConfigured
@@ -126,6 +128,21 @@ async def get_client() -> Client:
         return current.client
 
 
+#: Execution option of reads that need no write lock (see `read_session`).
+READ_ONLY = "stepped_read_only"
+
+
+@contextmanager
+def read_session() -> Iterator[Session]:
+    """A session for reads only, on the configured engine.
+
+    On SQLite it takes no write lock (each read runs on its own), so a client
+    reading while the application holds a write transaction is not blocked.
+    """
+    with Session(get_engine().execution_options(**{READ_ONLY: True})) as session:
+        yield session
+
+
 def get_engine() -> Engine:
     """The configured engine, created from the database URL on first use."""
     current = _settings
@@ -152,7 +169,8 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin_immediate(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

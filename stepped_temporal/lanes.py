@@ -65,6 +65,17 @@ class LaneWorkflow:
         state = self._state
         if self._known(join.action_id):
             return  # a retried join activity delivers the same candidate again
+        holder = join.holder
+        if holder is not None and state.performing is None and not self._known(holder.action_id):
+            # The key's claim holder performs without us (claims.py): it is the
+            # performing action from now on, and releases to us. The verdict tells
+            # it so — and if it already closed, the failed send frees the lane.
+            state.performing = LaneEntry(
+                action_id=holder.action_id,
+                checksum_key=holder.checksum_key,
+                checksum=holder.checksum,
+            )
+            self._send(holder.action_id, Verdict("perform"), grant=True)
         performing = state.performing
         if performing is not None and performing.action_id in join.ancestry:
             self._deadlock(join, performing)

@@ -58,6 +58,8 @@ class ActionInput:
     search_attributes: bool = False
     #: the definition's retry policy, known before prepare runs `before` (S8.2)
     retry: RetryData | None = None
+    #: what `start()` already found: the checksum achieved (S3.4), so no prepare runs
+    prepared: Prepared | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,9 @@ class PrepareInput:
 class Prepared:
     """What prepare found: how the action goes on (S3.2-S3.4)."""
 
-    #: "joined" (it joined its lane), "achieved", "cancelled", "completed" or "failed"
+    #: "claimed" (it holds its key and performs at once, no lane workflow),
+    #: "joined" (it joined its lane), "achieved", "deadlocked", "cancelled",
+    #: "completed" or "failed"
     outcome: str
     arguments: list[Any]
     concurrency_key: str | None = None
@@ -117,6 +121,9 @@ class StepInput:
     index: int
     #: the first step also erases the achievement under the action's checksum_key (S3.5)
     erase_achievement: bool = False
+    #: a claimed action's last step: if the step ends the action with one of these
+    #: statuses (no callbacks or grant to run for it), it gives up the claim itself
+    release_on: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,10 @@ class StepOutcome:
     achieved: bool = False
     #: the arguments, when the body changed them (S3.10)
     arguments: list[Any] | None = None
+    #: the step gave up the action's claim on its key (see `StepInput.release_on`)
+    released: bool = False
+    #: ... and the lane workflow owns the key now, so it must be told
+    lane_owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +184,8 @@ class FinishInput:
     action: ActionContext
     status: str
     grant_achievement: bool
+    #: give up the action's claim on its key once callbacks and grant are done
+    release_claim: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,9 +196,20 @@ class FinishOutcome:
     failed: int = 0
     errors: list[ErrorData] = field(default_factory=list)
     granted: bool = False
+    #: the claim was given up and the lane workflow owns the key: tell it
+    lane_owned: bool = False
 
 
 # -- lane messages ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaneHolder:
+    """The action holding a key by claim when the key became contended."""
+
+    action_id: str
+    checksum_key: str | None = None
+    checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +222,8 @@ class LaneJoin:
     ancestry: list[str] = field(default_factory=list)
     #: the candidate's own parent dependency (moved to a successor when superseded)
     dependent: Dependency | None = None
+    #: the key's claim holder, performing without the lane until now: adopt it first
+    holder: LaneHolder | None = None
 
 
 @dataclass(frozen=True)
@@ -352,3 +378,5 @@ class ActionData:
     resolved_by: str | None = None
     parent_id: str | None = None
     steps: list[StepData] = field(default_factory=list)
+    #: final and successful for whoever depends on it: succeeded, no callback failed
+    successful: bool = False

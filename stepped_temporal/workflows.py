@@ -118,6 +118,11 @@ class ActionWorkflow:
         self._cancel_requested = False
         self._open_children = 0
         self._withdrawing = False
+        #: it holds its key by claim (claims.py), not through the lane workflow
+        self._claimed = False
+        self._claim_released = False
+        #: the lane workflow counts this claimed action as performing: release to it
+        self._lane_owned = False
         #: the status an outside `complete()` asked for (S6)
         self._completion: str | None = None
 
@@ -195,7 +200,7 @@ class ActionWorkflow:
                 )
             )
         try:
-            prepared = await workflow.execute_activity(
+            prepared = input.prepared or await workflow.execute_activity(
                 "stepped_prepare",
                 PrepareInput(self._context(), input.task_queue, input.parent, list(input.ancestry)),
                 result_type=Prepared,
@@ -216,20 +221,23 @@ class ActionWorkflow:
         data.timeout = prepared.timeout
         if prepared.outcome == "achieved":  # S3.4
             data.status = "succeeded"
+            data.successful = True
             data.completed_at = self._now()
-            await self._notify_parent(True)
             return data
-        if prepared.outcome != "joined":  # S3.2: before cancelled, completed or failed
-            data.error = prepared.error
-            return await self._finish(prepared.outcome, release=False, callbacks=False)
-        return await self._take_turn()
+        if prepared.outcome == "claimed":  # nobody else holds the key: no lane to wait in
+            self._claimed = True
+            return await self._perform()
+        if prepared.outcome == "joined":
+            return await self._take_turn()
+        # S3.2: before cancelled, completed or failed; S4.4: a deadlock seen at once
+        data.error = prepared.error
+        return await self._finish(prepared.outcome, release=False, callbacks=False)
 
     async def _fail_early(self, error: ErrorData) -> ActionData:
         self._data.error = error
         self._data.status = "failed"
         self._data.completed_at = self._now()
         workflow.logger.error("action %s failed: %s: %s", self._data.id, error.type, error.message)
-        await self._notify_parent(False)
         return self._data
 
     async def _take_turn(self) -> ActionData:
@@ -277,7 +285,7 @@ class ActionWorkflow:
         self._data.error = resolved.error
         self._data.resolved_by = resolved.by or shared_with
         self._data.completed_at = self._now()
-        await self._notify_parent(resolved.successful)
+        self._data.successful = resolved.successful
         return self._data
 
     async def _perform(self) -> ActionData:
@@ -347,7 +355,10 @@ class ActionWorkflow:
         try:
             outcome = await workflow.execute_activity(
                 "stepped_job",
-                JobInput(self._context(), erase_achievement=prepared.step_count == 0),
+                JobInput(
+                    self._context(),
+                    erase_achievement=prepared.step_count == 0 and not self._claimed,
+                ),
                 result_type=JobOutcome,
                 start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
                 retry_policy=_retry_policy(prepared.retry or DEFAULT_RETRY),
@@ -366,6 +377,7 @@ class ActionWorkflow:
         prepared = self._prepared
         assert prepared is not None
         retry = _retry_policy(prepared.retry or DEFAULT_RETRY)
+        last = prepared.step_count - 1
         for index in range(prepared.step_count):
             self._data.current_step_index = index
             step = StepData(index=index, status="performing", started_at=self._now())
@@ -373,13 +385,21 @@ class ActionWorkflow:
             try:
                 outcome = await workflow.execute_activity(
                     "stepped_step",
-                    StepInput(self._context(), index, erase_achievement=index == 0),
+                    StepInput(
+                        self._context(),
+                        index,
+                        erase_achievement=index == 0 and not self._claimed,
+                        release_on=self._release_on() if index == last else [],
+                    ),
                     result_type=StepOutcome,
                     start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
                     retry_policy=retry,
                 )
             except ActivityError as error:
                 return self._step_failed(step, _activity_error(error))
+            if outcome.released:
+                self._claim_released = True
+                self._lane_owned = self._lane_owned or outcome.lane_owned
             if outcome.achieved:
                 return "achieved", None
             if outcome.arguments is not None:
@@ -399,6 +419,20 @@ class ActionWorkflow:
                 return "failed", ErrorData("StepFailed", f"step {index} failed: {reason}")
             step.status = "succeeded"
         return "succeeded", None
+
+    def _release_on(self) -> list[str]:
+        """Final statuses a claimed action's last step may release its claim at:
+        those with nothing left to run (no job, outbound wait, callback or grant)."""
+        prepared = self._prepared
+        assert prepared is not None
+        if not self._claimed or prepared.job or prepared.outbound:
+            return []
+        return [
+            status
+            for status in ("succeeded", "failed")
+            if status not in prepared.callback_statuses
+            and not (status == "succeeded" and prepared.checksum is not None)
+        ]
 
     def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
         step.status = "failed"
@@ -484,7 +518,7 @@ class ActionWorkflow:
             self._conclude(child_id, False)
             return
         try:
-            await handle
+            result: ActionData = await handle
         except ChildWorkflowError as error:
             dependency = self._dependencies[child_id]
             if dependency.concluded:
@@ -495,6 +529,11 @@ class ActionWorkflow:
                 "action %s: child %s ended abnormally: %s", self._data.id, child_id, error
             )
             self._conclude(child_id, False)
+        else:
+            # A superseded child handed this dependency to its successor, which
+            # the lane tells us about (S4.2); any other final status concludes it.
+            if result.status != "superseded":
+                self._conclude(child_id, result.successful)
         finally:
             self._open_children -= 1
 
@@ -518,11 +557,14 @@ class ActionWorkflow:
         prepared = self._prepared
         run_callbacks = callbacks and prepared is not None and status in prepared.callback_statuses
         grant = grant and status == "succeeded" and data.checksum is not None
+        release_claim = release and self._claimed and not self._claim_released
         failed_callbacks = 0
-        if run_callbacks or grant:
+        if run_callbacks or grant or release_claim:
             outcome = await workflow.execute_activity(
                 "stepped_finish",
-                FinishInput(self._context(), status, grant_achievement=grant),
+                FinishInput(
+                    self._context(), status, grant_achievement=grant, release_claim=release_claim
+                ),
                 result_type=FinishOutcome,
                 start_to_close_timeout=timedelta(
                     seconds=prepared.activity_timeout if prepared else 600.0
@@ -530,31 +572,21 @@ class ActionWorkflow:
                 retry_policy=SYSTEM_RETRY,
             )
             failed_callbacks = outcome.failed
+            self._lane_owned = self._lane_owned or outcome.lane_owned
             if run_callbacks:
                 # like the gem's counters: None until something is counted (S3.9)
                 data.after_callbacks_succeeded_count = outcome.succeeded or None
                 data.after_callbacks_failed_count = outcome.failed or None
-        successful = status == "succeeded" and failed_callbacks == 0
-        notices = [self._notify_parent(successful)]
-        if release:
-            notices.append(
-                self._signal_lane(
-                    "release",
-                    LaneRelease(data.id, status, successful, data.error, data.completed_at),
-                )
+        data.successful = status == "succeeded" and failed_callbacks == 0
+        # A claimed action tells the lane only if the lane took it over (the
+        # release found the key contended, or the lane's perform verdict came).
+        adopted = self._lane_owned or any(v.kind == "perform" for v in self._verdicts)
+        if release and (not self._claimed or adopted):
+            await self._signal_lane(
+                "release",
+                LaneRelease(data.id, status, data.successful, data.error, data.completed_at),
             )
-        await asyncio.gather(*notices)
         return data
-
-    async def _notify_parent(self, successful: bool) -> None:
-        parent = self._input.parent
-        if parent is None:
-            return
-        await _signal(
-            parent.workflow_id,
-            "conclude",
-            Conclusion(parent.dependency_id, self._data.id, successful),
-        )
 
     async def _signal_lane(self, signal: str, payload: Any) -> None:
         prepared = self._prepared

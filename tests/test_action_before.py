@@ -7,13 +7,16 @@ concludes (successfully only for succeeded).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from temporalio.service import RPCError, RPCStatusCode
 
 import stepped_temporal as stepped
 from stepped_temporal.achievements import Achievement, grant
 from stepped_temporal.activities import lane_id
-from tests.support import car_class
+from stepped_temporal.claims import LaneClaim
+from tests.support import car_class, performing, until
 
 
 async def _lane_exists(env, key: str) -> bool:
@@ -24,6 +27,11 @@ async def _lane_exists(env, key: str) -> bool:
             return False
         raise
     return True
+
+
+def _claim_holder(env, key: str) -> str | None:
+    with env.session() as session:
+        return session.scalar(sa.select(LaneClaim.holder).where(LaneClaim.concurrency_key == key))
 
 
 def _achievement(env, key: str) -> str | None:
@@ -115,9 +123,15 @@ async def test_cancel_in_before_runs_nothing_and_joins_no_lane(stepped_env):
     await stepped_env.assert_action_not_started(car, "drive")
     assert _achievement(stepped_env, "Car/1/cancelled_drive") == "earlier work"
     assert not await _lane_exists(stepped_env, "Car/1/cancelled_drive")
-    # the probe can see a lane: an ordinary action on the same car joins one
-    assert (await stepped.run(car, "honk")).status == "succeeded"
-    assert await _lane_exists(stepped_env, "Car/1/honk")
+    assert _claim_holder(stepped_env, "Car/1/cancelled_drive") is None
+    # the probe can see a claim: an ordinary action holds its key while it performs
+    parked = Car.stepped_action("parked")
+    parked.step(lambda car, step: step.wait(timedelta(hours=1)))
+    handle = await stepped.start(car, "parked")
+    await until(handle, performing)
+    assert _claim_holder(stepped_env, "Car/1/parked") == handle.id
+    assert (await handle.result()).status == "succeeded"
+    assert _claim_holder(stepped_env, "Car/1/parked") is None
 
 
 async def test_complete_in_before_succeeds_without_steps(stepped_env):

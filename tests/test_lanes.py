@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+import sqlalchemy as sa
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 import stepped_temporal as stepped
+from stepped_temporal.claims import LaneClaim
 from stepped_temporal.messages import LaneState
 from tests.support import car_class, performing, until
 
@@ -119,21 +123,49 @@ async def test_children_of_one_step_in_one_lane_take_turns(stepped_env):
     assert stepped_env.reload(cars[1]).honks == 1
 
 
-async def test_an_empty_lane_ends_and_holds_nothing(stepped_env):
-    """S4.5: once idle past its linger, the lane workflow completes; a later join restarts it."""
+async def test_an_uncontended_action_needs_no_lane_workflow(stepped_env):
+    """S4.1, S4.5: an action alone on its key claims it and performs at once: no lane
+    workflow starts, and the claim is gone when the action ends."""
     Car = car_class()
     car = stepped_env.create(Car, id=1)
 
     first = await stepped.run(car, "honk")
-    lane = stepped_env.client.get_workflow_handle("stepped-lane/Car/1/honk", result_type=LaneState)
+    second = await stepped.run(car, "honk")
+
+    assert [first.status, second.status] == ["succeeded", "succeeded"]
+    assert stepped_env.reload(car).honks == 2
+    with pytest.raises(RPCError):
+        await stepped_env.client.get_workflow_handle("stepped-lane/Car/1/honk").describe()
+    with stepped_env.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(LaneClaim)) == 0
+
+
+async def test_an_empty_lane_ends_and_holds_nothing(stepped_env):
+    """S4.5: once idle past its linger, the lane workflow completes; a later join restarts it."""
+    Car = car_class()
+    parked = Car.stepped_action("parked")
+    parked.step(lambda car, step: step.wait(timedelta(hours=1)))
+    parked.step(lambda car, step: car.honk())
+    car = stepped_env.create(Car, id=1)
+
+    # a second action while the first performs: the key is contended, a lane starts
+    first = await stepped.start(car, "parked")
+    await until(first, performing)
+    second = await stepped.start(car, "parked")
+    await until(second, lambda s: s.concurrency_key is not None)
+    assert [(await h.result()).status for h in (first, second)] == ["succeeded"] * 2
+    lane = stepped_env.client.get_workflow_handle(
+        "stepped-lane/Car/1/parked", result_type=LaneState
+    )
     await stepped_env.workflow_environment.sleep(timedelta(minutes=1))
 
     description = await lane.describe()
     assert description.status == WorkflowExecutionStatus.COMPLETED
     final = await lane.result()
-    assert final.performing is None and final.pending == [] and final.granted == 1
-    assert first.id in final.recent
+    assert final.performing is None and final.pending == []
+    assert final.granted == 1  # the second; the first held the key by claim and was adopted
+    assert first.id in final.recent and second.id in final.recent
 
-    second = await stepped.run(car, "honk")
-    assert second.status == "succeeded"
-    assert stepped_env.reload(car).honks == 2
+    third = await stepped.run(car, "parked")
+    assert third.status == "succeeded"
+    assert stepped_env.reload(car).honks == 3

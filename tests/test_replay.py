@@ -40,11 +40,16 @@ async def test_histories_of_a_tree_replay(stepped_env):
         car.change_location("home")
 
     cars = [stepped_env.create(Car, id=n) for n in (1, 2, 3)]
-    result = await stepped.run(cars[0], "tour", cars[1:])
-    assert result.status == "succeeded"
+    # two tours of one car: the second queues in the lane, which adopts the first
+    first = await stepped.start(cars[0], "tour", cars[1:])
+    second = await stepped.start(cars[0], "tour", cars[1:])
+    results = [await first.result(), await second.result()]
+    assert [r.status for r in results] == ["succeeded", "succeeded"]
 
-    ids = [result.id, *result.steps[0].actions, *result.steps[1].actions]
-    ids += ["stepped-lane/Car/1/tour", "stepped-lane/Car/2/drive"]
+    ids = [r.id for r in results]
+    for result in results:
+        ids += [*result.steps[0].actions, *result.steps[1].actions]
+    ids += ["stepped-lane/Car/1/tour"]
     histories = [await stepped_env.client.get_workflow_handle(i).fetch_history() for i in ids]
     replayer = Replayer(
         workflows=[ActionWorkflow, LaneWorkflow],

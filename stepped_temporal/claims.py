@@ -1,0 +1,143 @@
+"""The `stepped_lane_claims` table: a lane nobody contends needs no lane workflow.
+
+Most keys never see two actions at once (a fan-out over a hundred cars has a
+hundred keys), and a lane workflow costs each of them a workflow start, two
+signals and two workflow tasks — more than the action itself. So an action
+that reaches S3.5 first *claims* its concurrency key, in the transaction that
+checked its achievement:
+
+- no row: it inserts one naming itself the holder and performs at once; no
+  lane workflow exists. It deletes the row when it ends.
+- a row: the key is contended, and the action joins the lane workflow, which
+  owns the key from then on (S4). The first to find the row uncontended marks
+  it ``contended`` and its join carries the holder, signalled *before* the
+  transaction commits, with the row locked: the lane so learns (and adopts as
+  performing) the holder before the holder can release, because the holder's
+  release waits for that lock; and every later joiner, reading ``contended``
+  after that commit, joins plainly. An adopted holder finds ``contended`` at
+  its release and tells the lane; the lane also sends it a perform verdict,
+  which doubles as a liveness check (a closed holder cannot be signalled).
+
+A contended row stays: that key keeps using its lane workflow, which still ends
+when idle (S4.5). Only row-level facts cross the lock, so SQLite (whose
+transactions here begin IMMEDIATE) and PostgreSQL (``SELECT … FOR UPDATE``)
+behave alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .achievements import SteppedBase
+from .messages import LaneHolder
+
+
+class LaneClaim(SteppedBase):
+    """Who holds an uncontended concurrency key, or that a lane workflow owns it."""
+
+    __tablename__ = "stepped_lane_claims"
+
+    concurrency_key: Mapped[str] = mapped_column(sa.String(1024), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(sa.String(1100), nullable=True)
+    holder_checksum_key: Mapped[str | None] = mapped_column(sa.String(1024), nullable=True)
+    holder_checksum: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    contended: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    claimed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """How an action holds its key: by claim (no lane), or through the lane workflow."""
+
+    claimed: bool
+    #: the holder the lane must adopt before anything else (only when joining)
+    holder: LaneHolder | None = None
+    #: the holder is an ancestor of the claimant: it would wait for itself (S4.4)
+    deadlocked_with: str | None = None
+
+
+def claim(
+    session: Session,
+    key: str,
+    action_id: str,
+    checksum_key: str | None,
+    checksum: str | None,
+    ancestry: list[str],
+) -> Claim:
+    """Claim `key` for `action_id`, or mark it contended (see the module docstring)."""
+    values = {
+        "concurrency_key": key,
+        "holder": action_id,
+        "holder_checksum_key": checksum_key,
+        "holder_checksum": checksum,
+        "contended": False,
+        "claimed_at": datetime.now(UTC),
+    }
+    if _insert_if_absent(session, values):
+        return Claim(claimed=True)
+    row = _locked(session, key)
+    if row is None:  # deleted between the insert and the read: try once more
+        session.add(LaneClaim(**values))
+        session.flush()
+        return Claim(claimed=True)
+    if row.holder == action_id and not row.contended:
+        return Claim(claimed=True)  # a retried prepare that had claimed it
+    if row.holder is not None and row.holder in ancestry:
+        return Claim(claimed=False, deadlocked_with=row.holder)
+    if row.contended:
+        # The lane heard of the holder from whoever marked the row contended
+        # (before that commit): later joins need not carry it, nor hold the lock.
+        return Claim(claimed=False)
+    holder = None
+    if row.holder is not None and row.holder != action_id:
+        holder = LaneHolder(row.holder, row.holder_checksum_key, row.holder_checksum)
+    row.contended = True
+    return Claim(claimed=False, holder=holder)
+
+
+def release(session: Session, key: str, action_id: str) -> bool:
+    """Give `key` up; True when a lane workflow owns it and must be told.
+
+    Idempotent: a second release, or one after the key moved on, changes
+    nothing (a spurious release to the lane is ignored there).
+    """
+    row = _locked(session, key)
+    if row is None:
+        return False
+    if row.contended:
+        if row.holder == action_id:
+            row.holder = None
+            return True
+        return row.holder is None
+    if row.holder == action_id:
+        session.delete(row)
+    return False
+
+
+def _locked(session: Session, key: str) -> LaneClaim | None:
+    return session.get(LaneClaim, key, with_for_update=True, populate_existing=True)
+
+
+def _insert_if_absent(session: Session, values: dict[str, Any]) -> bool:
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(LaneClaim)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["concurrency_key"])
+            .returning(LaneClaim.concurrency_key)
+        )
+        # RETURNING, not rowcount: an ORM insert's rowcount is not exact on psycopg
+        return session.execute(statement).first() is not None
+    if session.get(LaneClaim, values["concurrency_key"]) is not None:
+        return False
+    session.add(LaneClaim(**values))
+    session.flush()
+    return True
