@@ -87,6 +87,6 @@ def upsert(
 
 def create_tables(engine: sa.Engine) -> None:
     """Create Stepped's tables where they are missing."""
-    from . import claims, outbound  # noqa: F401  (register their tables on SteppedBase)
+    from . import claims, outbound, records  # noqa: F401  (register their tables)
 
     SteppedBase.metadata.create_all(engine)

@@ -35,6 +35,7 @@ class Action:
         checksum_key: str | None = None,
         concurrency_key: str | None = None,
         can_complete: bool = False,
+        unit: str = "",
     ) -> None:
         self.id = id
         self.actor = actor
@@ -49,6 +50,14 @@ class Action:
         self._can_complete = can_complete
         #: set by cancel() / complete(): the status asked for
         self.completion: str | None = None
+        self._unit = unit
+
+    @property
+    def idempotency_key(self) -> str:
+        """A key unique to this action and the hook, callback or job now running, the
+        same on every retry of it: pass it to outside systems so a retried call is
+        recognised (Stepped makes only database effects exactly-once)."""
+        return f"{self.id}/{self._unit}" if self._unit else self.id
 
     def __repr__(self) -> str:
         return f"<Action {self.id} {self.status}>"
@@ -91,6 +100,13 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<Step {self.index} of {self.action.id}>"
+
+    @property
+    def idempotency_key(self) -> str:
+        """A key unique to this action and step, the same on every retry of the step:
+        pass it to outside systems so a retried call is recognised (Stepped makes
+        only database effects exactly-once)."""
+        return f"{self.action.id}/step/{self.index}"
 
     @property
     def status(self) -> str:

@@ -14,22 +14,25 @@ user code runs in a thread pool, since it is synchronous SQLAlchemy code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.client import Client
 
-from . import achievements, claims, outbound
+from . import achievements, claims, outbound, records
 from .action import Action, Step
 from .actors import Actor, actor_class, is_mapped, load_actor
 from .arguments import decode_arguments, encode_arguments
@@ -70,11 +73,87 @@ def set_executor(executor: ThreadPoolExecutor) -> None:
 
 
 async def _in_thread(fn: Callable[[], T]) -> T:
+    """Run `fn` (sync user code and SQL) in the thread pool, heartbeating meanwhile
+    when the activity has a heartbeat timeout — so a worker that dies is noticed
+    within that timeout, not the start-to-close one."""
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stepped")
     context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(_executor, context.run, fn)
+    future = asyncio.get_running_loop().run_in_executor(
+        _executor, context.run, _riding_out_outages, fn
+    )
+    timeout = activity.info().heartbeat_timeout
+    if not timeout:
+        return await future
+    interval = max(timeout.total_seconds() / 3, 0.1)
+    try:
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=interval)
+            if done:
+                return future.result()
+            activity.heartbeat()
+    except asyncio.CancelledError:
+        # Cancelled (the action ended meanwhile): the thread cannot be stopped, so
+        # keep the slot until it is done, then report the cancellation.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(future)
+        raise
+
+
+#: Database errors of the moment (connection refused or lost, lock timeout,
+#: deadlock): retried, never a failure of the action.
+TRANSIENT_DB_ERRORS = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+)
+#: How long one activity attempt waits out a database outage before it fails
+#: (and Temporal retries it) — at most this, and never past the attempt's deadline.
+OUTAGE_PATIENCE = 60.0
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` is the database being unavailable, not the code being wrong."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, TRANSIENT_DB_ERRORS)
+
+
+def _riding_out_outages(fn: Callable[[], T]) -> T:
+    """Run `fn`, running it again while the database is unavailable.
+
+    Each unit of work is a transaction that rolled back when the error struck
+    (and records make a committed one return its outcome), so running it again
+    is safe. Past the patience, the error fails the attempt and Temporal retries.
+    """
+    info = activity.info()
+    started = time.monotonic()
+    deadline = started + OUTAGE_PATIENCE
+    if info.start_to_close_timeout:
+        deadline = min(deadline, started + info.start_to_close_timeout.total_seconds() * 0.8)
+    delay = 0.2
+    while True:
+        try:
+            return fn()
+        except Exception as error:
+            if not is_transient(error) or time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "database unavailable in %s (%s); retrying in %.1fs",
+                info.activity_type,
+                type(error).__name__,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def heartbeat_seconds() -> float | None:
+    """The configured heartbeat timeout in seconds, None when heartbeats are off."""
+    seconds = settings().heartbeat_timeout.total_seconds()
+    return seconds if seconds > 0 else None
 
 
 def lane_id(concurrency_key: str) -> str:
@@ -108,7 +187,7 @@ def _call_user(fn: Callable[..., Any], *args: Any) -> Any:
     except SteppedError as error:
         raise _Handled(error) from error
     except Exception as error:
-        if is_handled(error):
+        if is_handled(error) and not is_transient(error):
             raise _Handled(error) from error
         raise
     try:
@@ -142,6 +221,14 @@ def _load(session: Session, context: ActionContext) -> tuple[Actor, Definition, 
     return actor, definition, arguments
 
 
+@dataclass(frozen=True)
+class HookOutcome:
+    """What a before hook left: the arguments, and the completion it asked for."""
+
+    arguments: list[Any]
+    completion: str | None = None
+
+
 def _action(
     actor: Actor,
     context: ActionContext,
@@ -149,6 +236,7 @@ def _action(
     *,
     status: str,
     can_complete: bool = False,
+    unit: str = "",
 ) -> Action:
     return Action(
         id=context.action_id,
@@ -162,6 +250,7 @@ def _action(
         checksum_key=context.checksum_key,
         concurrency_key=context.concurrency_key,
         can_complete=can_complete,
+        unit=unit,
     )
 
 
@@ -211,6 +300,12 @@ def _timeout_seconds(definition: Definition, actor: Actor) -> float | None:
     )
 
 
+def _unit_key(unit: str) -> str:
+    """The record key of `unit` of the running activity's workflow run (records.py)."""
+    info = activity.info()
+    return records.record_key(info.workflow_run_id or info.activity_id, unit)
+
+
 def _tenancy(context: ActionContext) -> str:
     return tenancy_key(context.actor_type, context.actor_id, context.name)
 
@@ -230,17 +325,27 @@ def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | Non
         definition = resolve_definition(
             actor_class(context.actor_type), context.name, strict=settings().strict
         )
-        for hook in definition.before_hooks:  # each in its own transaction (S1.4)
+        for number, hook in enumerate(definition.before_hooks):  # each its own transaction
+            unit = f"before/{number}"
             with _transaction() as session:
-                actor, _, arguments = _load(session, replace(context, arguments=encoded))
-                action = _action(actor, context, arguments, status="pending", can_complete=True)
-                _call_user(hook, actor, action, *action.arguments)
-                encoded = encode_arguments(
-                    action.arguments, culprit=f"arguments of {context.action_id}"
-                )
-            if action.completion is not None:
+                done = records.find(session, _unit_key(unit), HookOutcome)
+                if done is None:
+                    actor, _, arguments = _load(session, replace(context, arguments=encoded))
+                    action = _action(
+                        actor, context, arguments, status="pending", can_complete=True, unit=unit
+                    )
+                    _call_user(hook, actor, action, *action.arguments)
+                    done = HookOutcome(
+                        encode_arguments(
+                            action.arguments, culprit=f"arguments of {context.action_id}"
+                        ),
+                        action.completion,
+                    )
+                    records.record(session, _unit_key(unit), context.action_id, done)
+            encoded = done.arguments
+            if done.completion is not None:
                 completed = Prepared(
-                    outcome=action.completion,
+                    outcome=done.completion,
                     arguments=encoded,
                     outbound=definition.outbound,
                     callback_statuses=_callback_statuses(definition),
@@ -290,6 +395,7 @@ def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | Non
         lane_id=lane_id(concurrency_key) if outcome in ("claimed", "joined") else None,
         error=problem,
         activity_timeout=settings().activity_timeout.total_seconds(),
+        heartbeat_timeout=heartbeat_seconds(),
     )
     return prepared, later
 
@@ -460,10 +566,19 @@ def _start_performing(context: ActionContext) -> bool:
 
 def _step(data: StepInput) -> StepOutcome:
     context = data.action
-    if data.erase_achievement and _start_performing(context):
-        return StepOutcome(achieved=True)
+    key = _unit_key(f"step/{data.index}")
+    if data.erase_achievement:
+        with _transaction() as session:
+            done = records.find(session, key, StepOutcome)
+        if done is not None:
+            return done  # a retry: the step committed (records.py)
+        if _start_performing(context):
+            return StepOutcome(achieved=True)
     try:
         with _transaction() as session:
+            done = records.find(session, key, StepOutcome)
+            if done is not None:
+                return done  # a retry: the step committed (records.py)
             actor, definition, arguments = _load(session, context)
             steps = definition.runnable_steps()
             if data.index >= len(steps):
@@ -484,20 +599,22 @@ def _step(data: StepInput) -> StepOutcome:
             if not step.children and not step.waits and final in data.release_on:
                 # the action ends with this step: the claim goes with its transaction
                 released, lane_owned = True, _release(session, context)
+            outcome = StepOutcome(
+                children=step.children,
+                waits=step.waits,
+                marked_failed=step.status == "failed",
+                arguments=encoded if encoded != context.arguments else None,
+                released=released,
+                lane_owned=lane_owned,
+            )
+            records.record(session, key, context.action_id, outcome)
     except _Handled as handled:
         log.warning("action %s: step %d failed: %r", context.action_id, data.index, handled.error)
         return _failed_step(data, error_data(handled.error))
     except _PERMANENT as error:
         log.warning("action %s: step %d cannot run: %s", context.action_id, data.index, error)
         return _failed_step(data, error_data(error))
-    return StepOutcome(
-        children=step.children,
-        waits=step.waits,
-        marked_failed=step.status == "failed",
-        arguments=encoded if encoded != context.arguments else None,
-        released=released,
-        lane_owned=lane_owned,
-    )
+    return outcome
 
 
 def _failed_step(data: StepInput, error: ErrorData) -> StepOutcome:
@@ -525,27 +642,40 @@ async def run_step(data: StepInput) -> StepOutcome:
 
 def _job(data: JobInput) -> JobOutcome:
     context = data.action
-    if data.erase_achievement and _start_performing(context):
-        return JobOutcome(achieved=True)
+    key = _unit_key("job")
+    if data.erase_achievement:
+        with _transaction() as session:
+            done = records.find(session, key, JobOutcome)
+        if done is not None:
+            return done  # a retry: the job committed (records.py)
+        if _start_performing(context):
+            return JobOutcome(achieved=True)
     try:
         with _transaction() as session:
+            done = records.find(session, key, JobOutcome)
+            if done is not None:
+                return done
             actor, definition, arguments = _load(session, context)
             if definition.job is None:
                 raise DefinitionError(f"{definition!r} has no job any more")
-            action = _action(actor, context, arguments, status="performing", can_complete=True)
+            action = _action(
+                actor, context, arguments, status="performing", can_complete=True, unit="job"
+            )
             # Every exception of a job is retried under the definition's retry policy
             # (S6.4); the handled list only applies to steps and hooks.
             _refuse_awaitable(definition.job, definition.job(action))
             encoded = encode_arguments(
                 action.arguments, culprit=f"arguments of {context.action_id}"
             )
+            outcome = JobOutcome(
+                status=action.completion,
+                arguments=encoded if encoded != context.arguments else None,
+            )
+            records.record(session, key, context.action_id, outcome)
     except _PERMANENT as error:
         log.warning("action %s: job cannot run: %s", context.action_id, error)
         return JobOutcome(error=error_data(error))
-    return JobOutcome(
-        status=action.completion,
-        arguments=encoded if encoded != context.arguments else None,
-    )
+    return outcome
 
 
 @activity.defn(name="stepped_job")
@@ -562,12 +692,15 @@ def _finish(data: FinishInput) -> FinishOutcome:
     succeeded = failed = 0
     errors: list[ErrorData] = []
     definition = resolve_definition(actor_class(context.actor_type), context.name)
-    for callback in definition.callbacks_for(data.status):
+    for number, callback in enumerate(definition.callbacks_for(data.status)):
+        unit = f"after/{data.status}/{number}"
         try:
             with _transaction() as session:
-                actor, _, arguments = _load(session, context)
-                action = _action(actor, context, arguments, status=data.status)
-                _call_user(callback, actor, action, *arguments)
+                if records.find(session, _unit_key(unit), bool) is None:
+                    actor, _, arguments = _load(session, context)
+                    action = _action(actor, context, arguments, status=data.status, unit=unit)
+                    _call_user(callback, actor, action, *arguments)
+                    records.record(session, _unit_key(unit), context.action_id, True)
             succeeded += 1
         except (_Handled, *_PERMANENT) as error:
             cause = error.error if isinstance(error, _Handled) else error

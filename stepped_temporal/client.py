@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from . import outbound
-from .activities import achieved_before_start
+from .activities import achieved_before_start, heartbeat_seconds
 from .actors import Actor, actor_ref
 from .arguments import encode_arguments
 from .config import get_client, read_session, settings
@@ -124,6 +124,8 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
             search_attributes=attributes,
             retry=definition.retry_data(),
             prepared=achieved,
+            activity_timeout=settings().activity_timeout.total_seconds(),
+            heartbeat_timeout=heartbeat_seconds(),
         ),
         id=action_id,
         task_queue=task_queue,

@@ -35,6 +35,9 @@ class Settings:
     strict: bool = False
     #: start-to-close timeout of activities that run user code
     activity_timeout: timedelta = timedelta(minutes=10)
+    #: activities heartbeat while user code runs: a dead worker's activity is retried
+    #: after this long, not after `activity_timeout` (0 turns heartbeats off)
+    heartbeat_timeout: timedelta = timedelta(seconds=30)
     #: how long an idle lane waits for a late join before it ends
     lane_idle: timedelta = timedelta(seconds=10)
     #: keep Stepped's search attributes on actions: None = when they are registered
@@ -58,6 +61,7 @@ def configure(
     activity_timeout: timedelta | None = None,
     lane_idle: timedelta | None = None,
     search_attributes: bool | None = None,
+    heartbeat_timeout: timedelta | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
@@ -65,7 +69,10 @@ def configure(
     to on first use. Pass an `engine`, or a `database_url` (default
     ``sqlite:///stepped.db``). `search_attributes` keeps Stepped's search
     attributes (S9.3) on every action; left None, they are kept when the
-    namespace has them registered. Arguments left out keep their current values.
+    namespace has them registered. `activity_timeout` bounds each activity that
+    runs user code; while it runs it heartbeats, and `heartbeat_timeout` (default
+    30 s, 0 for none) is how soon a worker that died is noticed and the activity
+    retried. Arguments left out keep their current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -93,6 +100,8 @@ def configure(
         changes["activity_timeout"] = activity_timeout
     if lane_idle is not None:
         changes["lane_idle"] = lane_idle
+    if heartbeat_timeout is not None:
+        changes["heartbeat_timeout"] = heartbeat_timeout
     if search_attributes is not None:
         changes["search_attributes"] = search_attributes
     _settings = replace(_settings, **changes)

@@ -184,14 +184,15 @@ class LaneWorkflow:
         """Start sending queued messages, at most WINDOW under way at once."""
         while self._state.outbox and self._in_flight < WINDOW:
             self._in_flight += 1
-            self._sending.add(asyncio.ensure_future(self._deliver(self._state.outbox.pop(0))))
+            task = asyncio.ensure_future(self._deliver(self._state.outbox.pop(0)))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _deliver(self, message: Outgoing) -> None:
         try:
             await self._signal(message)
         finally:
             self._in_flight -= 1
-            self._sending.difference_update([t for t in self._sending if t.done()])
 
     async def _signal(self, message: Outgoing) -> None:
         try:

@@ -60,6 +60,9 @@ class ActionInput:
     retry: RetryData | None = None
     #: what `start()` already found: the checksum achieved (S3.4), so no prepare runs
     prepared: Prepared | None = None
+    #: timeouts (seconds) of the prepare activity: the starter's settings
+    activity_timeout: float | None = None
+    heartbeat_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class Prepared:
     error: ErrorData | None = None
     #: start-to-close timeout (seconds) of the activities that run user code
     activity_timeout: float = 600.0
+    #: their heartbeat timeout (seconds), None for none
+    heartbeat_timeout: float | None = None
 
 
 @dataclass(frozen=True)

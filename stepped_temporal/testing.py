@@ -142,6 +142,9 @@ class SteppedTestEnvironment:
                     task_queue=f"stepped-test-{uuid.uuid4().hex[:8]}",
                     handle_exceptions=saved_settings.handle_exceptions,
                     lane_idle=lane_idle,
+                    # The time-skipping server may jump past a heartbeat timeout
+                    # while a step runs; on the dev server, keep the configured one.
+                    heartbeat_timeout=(timedelta(0) if server == "time-skipping" else None),
                 )
                 for item in app:
                     for actor_cls in _actor_classes(item):

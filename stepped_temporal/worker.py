@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from . import achievements
+from . import achievements, records
 from .activities import ALL_ACTIVITIES, set_executor
 from .config import get_engine, settings
 from .errors import NotConfigured
@@ -18,6 +20,8 @@ from .workflows import ActionWorkflow
 #: Workflow code only uses the standard library and `messages`; passing the
 #: package through keeps the sandbox from re-importing it (and SQLAlchemy) per run.
 PASSTHROUGH = ("stepped_temporal", "sqlalchemy")
+#: how long exactly-once records are kept (pruned when a worker starts)
+RECORDS_KEPT = timedelta(days=7)
 
 
 def create_worker(**kwargs: Any) -> Worker:
@@ -33,6 +37,9 @@ def create_worker(**kwargs: Any) -> Worker:
             "create_worker() needs a connected client: stepped_temporal.configure(client=...)"
         )
     achievements.create_tables(get_engine())
+    with Session(get_engine()) as session, session.begin():
+        # records only matter while an activity may be retried (records.py)
+        records.prune(session, RECORDS_KEPT)
     slots = kwargs.setdefault("max_concurrent_activities", 100)
     set_executor(ThreadPoolExecutor(max_workers=slots, thread_name_prefix="stepped-activity"))
     kwargs.setdefault("task_queue", current.task_queue)

@@ -81,6 +81,10 @@ def _retry_policy(data: RetryData) -> RetryPolicy:
     )
 
 
+def _seconds(seconds: float | None) -> timedelta | None:
+    return timedelta(seconds=seconds) if seconds else None
+
+
 def _activity_error(error: BaseException) -> ErrorData:
     cause = error.__cause__ if isinstance(error, ActivityError) else error
     if isinstance(cause, ApplicationError):
@@ -204,7 +208,8 @@ class ActionWorkflow:
                 "stepped_prepare",
                 PrepareInput(self._context(), input.task_queue, input.parent, list(input.ancestry)),
                 result_type=Prepared,
-                start_to_close_timeout=timedelta(minutes=10),
+                start_to_close_timeout=timedelta(seconds=input.activity_timeout or 600.0),
+                heartbeat_timeout=_seconds(input.heartbeat_timeout),
                 retry_policy=_retry_policy(input.retry or DEFAULT_RETRY),
             )
         except ActivityError as error:
@@ -361,6 +366,7 @@ class ActionWorkflow:
                 ),
                 result_type=JobOutcome,
                 start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
+                heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
                 retry_policy=_retry_policy(prepared.retry or DEFAULT_RETRY),
             )
         except ActivityError as error:
@@ -393,6 +399,7 @@ class ActionWorkflow:
                     ),
                     result_type=StepOutcome,
                     start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
+                    heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
                     retry_policy=retry,
                 )
             except ActivityError as error:
@@ -494,6 +501,10 @@ class ActionWorkflow:
                     ancestry=ancestry,
                     search_attributes=self._input.search_attributes,
                     retry=intent.retry,
+                    activity_timeout=self._prepared.activity_timeout if self._prepared else None,
+                    heartbeat_timeout=(
+                        self._prepared.heartbeat_timeout if self._prepared else None
+                    ),
                 ),
                 id=child_id,
                 static_summary=summary(
@@ -569,6 +580,7 @@ class ActionWorkflow:
                 start_to_close_timeout=timedelta(
                     seconds=prepared.activity_timeout if prepared else 600.0
                 ),
+                heartbeat_timeout=_seconds(prepared.heartbeat_timeout if prepared else None),
                 retry_policy=SYSTEM_RETRY,
             )
             failed_callbacks = outcome.failed

@@ -1,0 +1,80 @@
+"""The `stepped_step_records` table: exactly-once effects of user code (S1.4).
+
+Temporal runs an activity at least once: a worker that dies after a step's
+transaction committed, but before Temporal heard the activity complete, runs
+the activity again. So each unit of user code that commits — a before hook, a
+step body, an after-callback, a job — records its outcome *in its own
+transaction*, under a key unique to the workflow run and the unit. A retried
+activity finds the record and returns the recorded outcome instead of running
+the body again; two attempts racing (a heartbeat timeout while the first still
+runs) collide on the key, and the loser's transaction rolls back.
+
+What this covers is exactly the effects made through the configured engine's
+session. Calls to outside systems are not covered; pass them the unit's
+idempotency key (`step.idempotency_key`, `action.idempotency_key`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import JSONPlainPayloadConverter
+
+from .achievements import SteppedBase
+
+T = TypeVar("T")
+_json = JSONPlainPayloadConverter()
+
+
+class StepRecord(SteppedBase):
+    """The outcome of one committed unit of user code."""
+
+    __tablename__ = "stepped_step_records"
+
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    action_id: Mapped[str] = mapped_column(sa.String(1100))
+    outcome: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+
+
+def record_key(run_id: str, unit: str) -> str:
+    """The key of `unit` ("step/0", "before/1", "after/succeeded/0", "job") in a run."""
+    return f"{run_id}/{unit}"
+
+
+def find(session: Session, key: str, result_type: type[T]) -> T | None:
+    """The recorded outcome under `key`, if its transaction committed."""
+    found = session.scalar(sa.select(StepRecord.outcome).where(StepRecord.key == key))
+    if found is None:
+        return None
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=found.encode())
+    decoded: T = _json.from_payload(payload, result_type)
+    return decoded
+
+
+def record(session: Session, key: str, action_id: str, outcome: Any) -> None:
+    """Record `outcome` under `key`, in the caller's transaction (flushed now, so a
+    concurrent attempt's duplicate fails here, before either commits twice)."""
+    payload = _json.to_payload(outcome)
+    assert payload is not None
+    session.add(
+        StepRecord(
+            key=key,
+            action_id=action_id,
+            outcome=payload.data.decode(),
+            created_at=datetime.now(UTC),
+        )
+    )
+    session.flush()
+
+
+def prune(session: Session, older_than: timedelta) -> int:
+    """Delete records older than `older_than` (they matter only while an activity
+    may still be retried); returns how many went."""
+    cutoff = datetime.now(UTC) - older_than
+    result = session.execute(sa.delete(StepRecord).where(StepRecord.created_at < cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]
