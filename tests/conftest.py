@@ -15,6 +15,16 @@ from tests.databases import postgres_schema, postgres_unreachable
 _status = {"code": 0}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/reliability/conftest.py: pytest only takes options from the
+    # conftests it loads before parsing, and that one loads later for `pytest --reliability`.
+    parser.addoption(
+        "--reliability",
+        action="store_true",
+        help="run the crash tests in tests/reliability (also: STEPPED_RELIABILITY=1)",
+    )
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """None for the environment's SQLite file, or a fresh PostgreSQL schema."""
