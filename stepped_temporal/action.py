@@ -13,7 +13,7 @@ from typing import Any
 from .actors import Actor, actor_ref
 from .arguments import encode_arguments
 from .definitions import resolve_definition
-from .errors import SteppedError
+from .errors import ArgumentTypeError, ArgumentValueError, SteppedError
 from .messages import ChildIntent
 from .status import completion_status
 
@@ -121,6 +121,7 @@ class Step:
 
     def do(self, name: str, *arguments: Any) -> None:
         """Add a child action `name` on this step's actor."""
+        self._check_open("do")
         self.on(self.action.actor, name, *arguments)
 
     def on(self, actors: Actor | Iterable[Actor | None] | None, name: str, *arguments: Any) -> None:
@@ -128,7 +129,15 @@ class Step:
         self._check_open("on")
         if actors is None:
             return
-        targets = [actors] if isinstance(actors, Actor) else list(actors)
+        if isinstance(actors, Actor):
+            targets: list[Actor | None] = [actors]
+        elif isinstance(actors, Iterable) and not isinstance(actors, (str, bytes, dict)):
+            targets = list(actors)
+        else:
+            raise ArgumentTypeError(
+                f"step.on takes an actor, None or an iterable of actors, got "
+                f"{type(actors).__qualname__} {actors!r} (not a stepped_temporal.Actor)"
+            )
         intents = []
         for actor in targets:
             if actor is None:
@@ -151,9 +160,11 @@ class Step:
         elif isinstance(duration, (int, float)) and not isinstance(duration, bool):
             seconds = float(duration)
         else:
-            raise TypeError(f"step.wait takes a timedelta or seconds, got {duration!r}")
+            raise ArgumentTypeError(f"step.wait takes a timedelta or seconds, got {duration!r}")
         if seconds < 0:
-            raise ValueError(f"step.wait duration must not be negative, got {duration!r}")
+            raise ArgumentValueError(
+                f"step.wait duration must not be negative, got {duration!r} ({seconds} seconds)"
+            )
         self.waits.append(seconds)
 
     def close(self) -> None:

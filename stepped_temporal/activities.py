@@ -39,7 +39,15 @@ from .arguments import decode_arguments, encode_arguments
 from .checksums import checksum as digest
 from .config import get_engine, is_handled, read_session, settings
 from .definitions import Definition, resolve_definition
-from .errors import ActionNotFound, ActorNotFound, DefinitionError, SteppedError, UnknownActorType
+from .errors import (
+    ActionNotFound,
+    ActorNotFound,
+    ArgumentTypeError,
+    ArgumentValueError,
+    DefinitionError,
+    SteppedError,
+    UnknownActorType,
+)
 from .keys import tenancy_key
 from .messages import (
     ActionContext,
@@ -61,7 +69,14 @@ T = TypeVar("T")
 
 LANE_PREFIX = "stepped-lane/"
 #: Errors of the input, not of the moment: retrying cannot help.
-_PERMANENT = (UnknownActorType, ActorNotFound, ActionNotFound, DefinitionError)
+_PERMANENT = (
+    UnknownActorType,
+    ActorNotFound,
+    ActionNotFound,
+    DefinitionError,
+    ArgumentTypeError,
+    ArgumentValueError,
+)
 
 _executor: ThreadPoolExecutor | None = None
 

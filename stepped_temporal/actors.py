@@ -71,6 +71,10 @@ class Actor:
     @classmethod
     def after_stepped_action(cls, name: str, *statuses: str) -> Callable[[F], F]:
         """Decorator adding an after-callback to `name` on this class only (S2.4, S2.5)."""
+        from .status import completion_status
+
+        for status in statuses:  # before declaring anything: a mistake leaves the class as it was
+            completion_status(status, what=f"{cls.__qualname__}.after_stepped_action({name!r})")
         return cls._own_definition(name).after(*statuses)
 
     @classmethod

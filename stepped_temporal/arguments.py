@@ -9,17 +9,23 @@ or a function, so decoding can never import or call anything by name.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from .errors import ArgumentTypeError
+from .errors import ArgumentTypeError, ArgumentValueError
 
 TAG = "__stepped__"
 
 #: What decoding does with an actor reference: (type name, id) -> the value to put there.
 ActorLoader = Callable[[str, Any], Any]
+
+#: The most an action's arguments may take as JSON. They travel in its workflow input
+#: and in every activity input of it; Temporal refuses a payload over 2 MB and a
+#: history over 50 MB, and its SDK warns from 512 KiB on.
+MAX_ARGUMENTS_BYTES = 512 * 1024
 
 _SUPPORTED = (
     "JSON values (None, bool, int, float, str, list, dict with str keys), actors, "
@@ -33,7 +39,15 @@ def encode_arguments(arguments: Sequence[Any], *, culprit: str) -> list[Any]:
         raise ArgumentTypeError(
             f"{culprit}: arguments must be a list, got {type(arguments).__name__}"
         )
-    return [_encode(value, f"argument {i + 1}", culprit, "") for i, value in enumerate(arguments)]
+    encoded = [_encode(v, f"argument {i + 1}", culprit, "") for i, v in enumerate(arguments)]
+    size = len(json.dumps(encoded, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if size > MAX_ARGUMENTS_BYTES:
+        raise ArgumentValueError(
+            f"{culprit}: the arguments take {size} bytes ({size / 2**20:.1f} MiB) as JSON; at "
+            f"most {MAX_ARGUMENTS_BYTES} bytes travel with an action (Temporal refuses payloads "
+            f"over 2 MB): keep large data in your database and pass its id"
+        )
+    return encoded
 
 
 def to_json_value(value: Any) -> Any:

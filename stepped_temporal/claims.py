@@ -86,8 +86,11 @@ def claim(
         session.add(LaneClaim(**values))
         session.flush()
         return Claim(claimed=True)
-    if row.holder == action_id and not row.contended:
-        return Claim(claimed=True)  # a retried prepare that had claimed it
+    if row.holder == action_id:
+        # A retried prepare whose first attempt claimed the key: it holds it still,
+        # even if a joiner has since marked the key contended (and handed it to the
+        # lane, which adopted it as performing) — so its end clears the holder.
+        return Claim(claimed=True)
     if row.holder is not None and row.holder in ancestry:
         return Claim(claimed=False, deadlocked_with=row.holder)
     if row.contended:

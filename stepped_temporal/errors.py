@@ -7,6 +7,7 @@ SteppedError
 ├── Deadlock                 a descendant joined its ancestor's lane (S4.4)
 ├── DefinitionError          a definition cannot be interpreted (missing step, bad key)
 ├── ArgumentTypeError        also a TypeError: an argument that cannot travel (S1.5)
+├── ArgumentValueError       also a ValueError: arguments too large to travel, a negative wait
 ├── InvalidStatus            also a ValueError: a status name that is not valid (S2.5, S6.1)
 └── NotConfigured            stepped_temporal.configure() was not called
 """
@@ -40,6 +41,10 @@ class DefinitionError(SteppedError):
 
 class ArgumentTypeError(SteppedError, TypeError):
     """An argument of a type that cannot travel with an action."""
+
+
+class ArgumentValueError(SteppedError, ValueError):
+    """A value Stepped cannot accept: arguments too large to travel, a negative wait."""
 
 
 class InvalidStatus(SteppedError, ValueError):

@@ -23,6 +23,7 @@ EXPORTED = [
     "ActorNotFound",
     "ActorRef",
     "ArgumentTypeError",
+    "ArgumentValueError",
     "Deadlock",
     "Definition",
     "DefinitionError",
@@ -61,6 +62,8 @@ def test_error_hierarchy():
     ]
     assert all(issubclass(e, stepped_temporal.SteppedError) for e in errors)
     assert issubclass(stepped_temporal.ArgumentTypeError, TypeError)
+    assert issubclass(stepped_temporal.ArgumentValueError, ValueError)
+    assert issubclass(stepped_temporal.ArgumentValueError, stepped_temporal.SteppedError)
     assert issubclass(stepped_temporal.InvalidStatus, ValueError)
 
 

@@ -200,3 +200,32 @@ def _digest(value: str) -> str:
     digest = checksum(value)
     assert digest is not None
     return digest
+
+
+def test_a_retried_prepare_of_the_holder_keeps_its_claim_on_a_contended_key(tmp_path):
+    """The holder's first prepare claimed the key, and its worker died before Temporal
+    heard; a joiner then marked the key contended (handing the holder to the lane).
+    The holder's retried prepare must still hold the key by claim, so that its end
+    clears the row's holder — else the row names it forever."""
+    from sqlalchemy.orm import Session
+
+    from stepped_temporal import achievements, claims, config
+
+    engine = config.create_engine(f"sqlite:///{tmp_path / 'claims.db'}")
+    achievements.create_tables(engine)
+    try:
+        with Session(engine) as session, session.begin():
+            assert claims.claim(session, "k", "A", None, None, []).claimed
+        with Session(engine) as session, session.begin():
+            joiner = claims.claim(session, "k", "B", None, None, [])
+            assert not joiner.claimed
+            assert joiner.holder is not None and joiner.holder.action_id == "A"
+        with Session(engine) as session, session.begin():  # A's retried prepare
+            assert claims.claim(session, "k", "A", None, None, []).claimed
+        with Session(engine) as session, session.begin():  # A ends: the lane owns the key
+            assert claims.release(session, "k", "A") is True
+        with Session(engine) as session:
+            row = session.get(LaneClaim, "k")
+            assert row is not None and row.holder is None and row.contended
+    finally:
+        engine.dispose()
