@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--database-url", default=os.environ.get("STEPPED_DATABASE_URL", "sqlite:///stepped.db")
     )
+    _codec_option(dev)
     dev.set_defaults(handler=run_dev)
 
     demo = commands.add_parser("demo", help="run a fleet of cars on an embedded dev server")
@@ -113,6 +114,7 @@ def _connection_options(parser: argparse.ArgumentParser, *, database: bool = Tru
     parser.add_argument("--tls-cert", help="client certificate (PEM) for mTLS")
     parser.add_argument("--tls-key", help="client key (PEM) for mTLS")
     parser.add_argument("--task-queue", default=os.environ.get("STEPPED_TASK_QUEUE", "stepped"))
+    _codec_option(parser)
     if database:
         parser.add_argument(
             "--database-url",
@@ -121,7 +123,45 @@ def _connection_options(parser: argparse.ArgumentParser, *, database: bool = Tru
         )
 
 
+def _codec_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--codec",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="encrypt payloads with the key in STEPPED_CODEC_KEY (older keys for decoding: "
+        "STEPPED_CODEC_KEYS); default: on when either is set",
+    )
+
+
 # -- shared steps ----------------------------------------------------------
+
+
+def codec_converter(arguments: argparse.Namespace) -> Any | None:
+    """The encrypting data converter `--codec` asks for, or None; key errors in one line."""
+    wanted = arguments.codec
+    if wanted is None:
+        wanted = "STEPPED_CODEC_KEY" in os.environ or "STEPPED_CODEC_KEYS" in os.environ
+    if not wanted:
+        return None
+    try:
+        from .codec import data_converter
+    except ImportError as error:
+        raise CommandError(
+            f"encryption needs the cryptography package ({error}): "
+            f'pip install "stepped_temporal[codec]"',
+            EXIT_USAGE,
+        ) from None
+    try:
+        return data_converter()
+    except ValueError as error:  # CodecKeyError: names the variable, never the key
+        raise CommandError(str(error), EXIT_USAGE) from None
+
+
+def _codec_note(converter: Any | None) -> str:
+    """`, payloads encrypted (key id ...)` for banners, or nothing."""
+    codec = getattr(converter, "payload_codec", None)
+    key_id = getattr(codec, "key_id", None)
+    return f", payloads encrypted (key id {key_id})" if key_id else ""
 
 
 def import_apps(modules: Sequence[str]) -> list[str]:
@@ -176,6 +216,9 @@ async def connect(arguments: argparse.Namespace) -> Any:
             client_cert=Path(arguments.tls_cert).read_bytes() if arguments.tls_cert else None,
             client_private_key=Path(arguments.tls_key).read_bytes() if arguments.tls_key else None,
         )
+    converter = codec_converter(arguments)
+    if converter is not None:
+        options["data_converter"] = converter
     address = options["target_host"]
     try:
         return await asyncio.wait_for(Client.connect(**options), timeout=15)
@@ -231,13 +274,15 @@ async def run_worker(arguments: argparse.Namespace) -> int:
     await serve(
         worker,
         f"worker: {client.service_client.config.target_host} namespace {client.namespace}, "
-        f"task queue {arguments.task_queue}, actors {', '.join(names)}; Ctrl-C stops it",
+        f"task queue {arguments.task_queue}, actors {', '.join(names)}"
+        f"{_codec_note(client.data_converter)}; Ctrl-C stops it",
     )
     return 0
 
 
 async def run_dev(arguments: argparse.Namespace) -> int:
     """`stepped-temporal dev --app MODULE`: dev server + Web UI + worker."""
+    from temporalio.converter import DataConverter
     from temporalio.testing import WorkflowEnvironment
 
     from . import config, search_attributes
@@ -245,12 +290,14 @@ async def run_dev(arguments: argparse.Namespace) -> int:
     from .worker import create_worker
 
     names = import_apps(arguments.app)
+    converter = codec_converter(arguments)
     engine = check_database(arguments.database_url)
     state = Path(arguments.state_file)
     state.parent.mkdir(parents=True, exist_ok=True)
     try:
         environment = await WorkflowEnvironment.start_local(
             port=arguments.port,
+            data_converter=converter or DataConverter.default,
             ui=True,
             ui_port=arguments.ui_port,
             dev_server_existing_path=dev_server_path(),
@@ -271,8 +318,8 @@ async def run_dev(arguments: argparse.Namespace) -> int:
             create_worker(graceful_shutdown_timeout=timedelta(seconds=10)),
             f"Temporal dev server on localhost:{arguments.port} (state in {state})\n"
             f"Web UI: http://localhost:{arguments.ui_port}\n"
-            f"worker: task queue {arguments.task_queue}, actors {', '.join(names)}; "
-            f"Ctrl-C stops everything",
+            f"worker: task queue {arguments.task_queue}, actors {', '.join(names)}"
+            f"{_codec_note(converter)}; Ctrl-C stops everything",
         )
     finally:
         await environment.shutdown()
@@ -290,6 +337,7 @@ async def run_tree(arguments: argparse.Namespace) -> int:
     """`stepped-temporal tree ACTION_ID`."""
     from temporalio.service import RPCError
 
+    from .errors import SteppedError
     from .trees import collect_tree, format_tree, tree_json
 
     client = await connect(arguments)
@@ -297,6 +345,15 @@ async def run_tree(arguments: argparse.Namespace) -> int:
         tree = await collect_tree(client, arguments.action_id)
     except RPCError as error:
         raise CommandError(f"no action {arguments.action_id!r}: {error}") from None
+    except KeyError as error:  # the SDK's word for a payload encoding it cannot read
+        if "binary/encrypted" not in str(error):
+            raise
+        raise CommandError(
+            f"action {arguments.action_id!r} has encrypted payloads: set STEPPED_CODEC_KEY "
+            f"to the key its workers use"
+        ) from None
+    except SteppedError as error:  # e.g. codec.DecryptionError: a key that does not fit
+        raise CommandError(str(error)) from None
     if arguments.json:
         print(json.dumps(tree_json(tree), indent=2))
     else:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from .errors import NotConfigured
 
@@ -28,6 +29,8 @@ class Settings:
     client: Client | None = None
     address: str = DEFAULT_ADDRESS
     namespace: str = "default"
+    #: the data converter `get_client()` connects with (None: Temporal's default)
+    data_converter: DataConverter | None = None
     engine: Engine | None = None
     database_url: str = DEFAULT_DATABASE_URL
     task_queue: str = DEFAULT_TASK_QUEUE
@@ -53,6 +56,7 @@ def configure(
     client: Client | None = None,
     address: str | None = None,
     namespace: str | None = None,
+    data_converter: DataConverter | None = None,
     database_url: str | None = None,
     engine: Engine | None = None,
     task_queue: str | None = None,
@@ -65,8 +69,10 @@ def configure(
 ) -> None:
     """Configure stepped_temporal for this process.
 
-    Pass a connected `client`, or an `address` (and `namespace`) to connect
-    to on first use. Pass an `engine`, or a `database_url` (default
+    Pass a connected `client`, or an `address` (and `namespace`, and a
+    `data_converter`, e.g. `stepped_temporal.codec.data_converter()` to encrypt
+    payloads) to connect to on first use; a passed `client` keeps its own data
+    converter. Pass an `engine`, or a `database_url` (default
     ``sqlite:///stepped.db``). `search_attributes` keeps Stepped's search
     attributes (S9.3) on every action; left None, they are kept when the
     namespace has them registered. `activity_timeout` bounds each activity that
@@ -82,6 +88,8 @@ def configure(
         changes.update(address=address, client=client)
     if namespace is not None:
         changes["namespace"] = namespace
+    if data_converter is not None:
+        changes.update(data_converter=data_converter, client=client)
     if engine is not None:
         changes["engine"] = engine
     if database_url is not None:
@@ -128,7 +136,11 @@ async def get_client() -> Client:
     async with current.connect_lock:
         if current.client is None:
             try:
-                current.client = await Client.connect(current.address, namespace=current.namespace)
+                current.client = await Client.connect(
+                    current.address,
+                    namespace=current.namespace,
+                    data_converter=current.data_converter or DataConverter.default,
+                )
             except Exception as error:
                 raise NotConfigured(
                     f"cannot connect to Temporal at {current.address} "

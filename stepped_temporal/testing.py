@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from . import actors, client, config, search_attributes
@@ -103,6 +104,7 @@ class SteppedTestEnvironment:
         database_url: str | None = None,
         lane_idle: timedelta = timedelta(0),
         server: str = "time-skipping",
+        data_converter: DataConverter | None = None,
         **worker_options: Any,
     ) -> AsyncIterator[SteppedTestEnvironment]:
         """Start the time-skipping server, a worker and a fresh database.
@@ -115,6 +117,8 @@ class SteppedTestEnvironment:
         they are idle (`lane_idle`): on the time-skipping server a join that
         arrives while a lane's idle timer runs can leave the lane's workflow task
         started and never completed (seen about once in 10 sequential runs).
+        `data_converter` is the client's (and so the worker's), e.g.
+        `stepped_temporal.codec.data_converter(key)` to test with encryption.
         """
         if server not in ("time-skipping", "dev"):
             raise ValueError(f"server must be 'time-skipping' or 'dev', not {server!r}")
@@ -125,13 +129,15 @@ class SteppedTestEnvironment:
             engine = config.create_engine(url)
             if server == "dev":
                 workflow_environment = await WorkflowEnvironment.start_local(
+                    data_converter=data_converter or DataConverter.default,
                     dev_server_existing_path=dev_server_path(),
                     dev_server_log_level="error",
                     search_attributes=search_attributes.ALL,
                 )
             else:
                 workflow_environment = await WorkflowEnvironment.start_time_skipping(
-                    test_server_existing_path=test_server_path()
+                    data_converter=data_converter or DataConverter.default,
+                    test_server_existing_path=test_server_path(),
                 )
             env = cls(workflow_environment, engine)
             try:
@@ -295,6 +301,7 @@ def _settings_kwargs(saved: config.Settings) -> dict[str, Any]:
         "client": saved.client,
         "address": saved.address if saved.client is None else None,
         "namespace": saved.namespace,
+        "data_converter": saved.data_converter,
         "engine": saved.engine,
         "task_queue": saved.task_queue,
         "handle_exceptions": saved.handle_exceptions,
@@ -302,4 +309,5 @@ def _settings_kwargs(saved: config.Settings) -> dict[str, Any]:
         "activity_timeout": saved.activity_timeout,
         "lane_idle": saved.lane_idle,
         "search_attributes": saved.search_attributes,
+        "heartbeat_timeout": saved.heartbeat_timeout,
     }
