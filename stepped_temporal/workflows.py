@@ -20,7 +20,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from .keys import tenancy_key
@@ -83,6 +88,12 @@ def _retry_policy(data: RetryData) -> RetryPolicy:
 
 def _seconds(seconds: float | None) -> timedelta | None:
     return timedelta(seconds=seconds) if seconds else None
+
+
+def _reraise_cancellation(error: ActivityError) -> None:
+    """An activity we cancelled (the action ended meanwhile) is no failure of it."""
+    if isinstance(error.cause, CancelledError):
+        raise asyncio.CancelledError() from error
 
 
 def _activity_error(error: BaseException) -> ErrorData:
@@ -370,6 +381,7 @@ class ActionWorkflow:
                 retry_policy=_retry_policy(prepared.retry or DEFAULT_RETRY),
             )
         except ActivityError as error:
+            _reraise_cancellation(error)
             return "failed", _activity_error(error)
         if outcome.achieved:
             return "achieved", None
@@ -403,6 +415,7 @@ class ActionWorkflow:
                     retry_policy=retry,
                 )
             except ActivityError as error:
+                _reraise_cancellation(error)
                 return self._step_failed(step, _activity_error(error))
             if outcome.released:
                 self._claim_released = True
