@@ -1,0 +1,154 @@
+"""Lane: many actions started at once through one lane (or one lane each).
+
+    python -m bench.lane --actions 2000            # 2,000 actions, one concurrency key
+    python -m bench.lane --actions 200 --keys 200  # 200 actions on 200 distinct lanes
+
+Every action is started by the client (at most --concurrency starts at once),
+each on its own car, and its result awaited; wall time runs from the first
+start to the last result. In one lane, a newer pending action supersedes the
+older pending ones, so fewer than N perform. Raw baseline: N workflows each
+running one activity with the same write, with no mutual exclusion at all.
+The worker's RSS is sampled at 25/50/75/100 % of completed actions.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+
+import stepped_temporal as stepped
+
+from . import raw
+from .harness import (
+    Bench,
+    Body,
+    Outcome,
+    Report,
+    RssSampler,
+    WorkerProcess,
+    add_common_arguments,
+    options_from,
+    progress,
+    rotated,
+    run_main,
+    run_variant,
+    start_and_wait,
+    with_bench,
+)
+from .models import Car
+
+VARIANTS = ["stepped", "raw"]
+
+
+async def measure(bench: Bench, actions: int, keys: int = 1, runs: int | None = None) -> Report:
+    """`runs` runs of each variant (default: --runs)."""
+    options = bench.options
+    runs = runs or options.runs
+    deadline = options.deadline or max(180.0, actions * 0.3)
+    lanes = "one lane" if keys == 1 else f"{keys} lanes"
+    report = Report(
+        title=f"lane: {actions} actions on {lanes}",
+        leaves=actions,
+        unit="actions",
+        variants=VARIANTS,
+        ratios=[("stepped", "raw")],
+    )
+    for number in range(runs):
+        for variant in rotated(VARIANTS, number):
+            progress(f"[lane {actions}x{keys}] run {number + 1}/{runs}: {variant}")
+            first = bench.seed_cars(actions)
+            if variant == "stepped":
+                body = _stepped_body(bench, first, actions, keys)
+                expected = actions + min(keys, actions)
+            else:
+                body = raw_visits_body(bench, first, actions)
+                expected = actions
+            report.add(
+                await run_variant(
+                    bench,
+                    label=f"lane{actions}x{keys}",
+                    variant=variant,
+                    worker=variant,
+                    leaves=actions,
+                    expected_ids=expected,
+                    deadline=deadline,
+                    body=body,
+                )
+            )
+    report.notes.append(
+        "raw has no mutual exclusion: its workflows all write at once; stepped performs "
+        "one action per lane at a time (newer pending ones supersede older ones)"
+    )
+    return report
+
+
+def _stepped_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
+    async def body(queue: str, worker: WorkerProcess) -> Outcome:
+        def key(index: int) -> str:
+            return f"bench/{queue}" if keys == 1 else f"bench/{queue}/{index % keys}"
+
+        async def start(index: int) -> stepped.ActionHandle:
+            return await stepped.start(Car(id=first + index), "bump", key(index))
+
+        async def wait(handle: stepped.ActionHandle) -> stepped.ActionResult:
+            return await handle.result()
+
+        sampler = RssSampler(worker, actions)
+        results = await start_and_wait(
+            actions, start, wait, concurrency=bench.options.concurrency, on_done=sampler
+        )
+        statuses = Counter(str(result.status) for result in results)
+        visits = bench.visits(first, actions)
+        performed = statuses.get("succeeded", 0)
+        ok = set(statuses) <= {"succeeded", "superseded"} and visits == performed
+        summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+        return Outcome(ok, f"{summary}; {visits} visits", sampler.samples)
+
+    return body
+
+
+def raw_visits_body(bench: Bench, first: int, count: int) -> Body:
+    """`count` raw workflows, one per car, each running the write."""
+
+    async def body(queue: str, worker: WorkerProcess) -> Outcome:
+        async def start(index: int) -> WorkflowHandle[Any, None]:
+            car_id = first + index
+            return await bench.client.start_workflow(
+                raw.RawVisit.run, car_id, id=f"{queue}/visit/{car_id}", task_queue=queue
+            )
+
+        async def wait(handle: WorkflowHandle[Any, None]) -> None:
+            await handle.result()
+
+        sampler = RssSampler(worker, count)
+        await start_and_wait(
+            count, start, wait, concurrency=bench.options.concurrency, on_done=sampler
+        )
+        visits = bench.visits(first, count)
+        return Outcome(visits == count, f"{visits}/{count} visits", sampler.samples)
+
+    return body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.lane", description=__doc__)
+    parser.add_argument("--actions", type=int, default=2000, help="actions started")
+    parser.add_argument(
+        "--keys", type=int, default=1, help="distinct concurrency keys (lanes), round robin"
+    )
+    add_common_arguments(parser)
+    args = parser.parse_args()
+    options = options_from(args)
+
+    async def work(bench: Bench) -> int:
+        print((await measure(bench, args.actions, args.keys)).render(), flush=True)
+        return 0
+
+    run_main(lambda: with_bench(options, work))
+
+
+if __name__ == "__main__":
+    main()

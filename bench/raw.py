@@ -1,0 +1,117 @@
+"""The raw Temporal baseline: hand-written workflows doing the same writes.
+
+Each leaf is a child workflow running ONE activity, `bench_raw_visit`, which
+runs ``UPDATE bench_cars SET visits = visits + 1 WHERE id = :id`` in its own
+transaction through a SQLAlchemy engine on the benchmark's database (made by
+the same `stepped_temporal.config.create_engine` the stepped worker uses). The
+activity's timeout and retry policy are Stepped's defaults for a step, and a
+fan-out keeps at most as many children open as a Stepped step does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+
+#: Stepped's defaults for a step activity (start-to-close 10 min, 5 attempts)
+ACTIVITY_TIMEOUT = timedelta(minutes=10)
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+#: children open at once, as Stepped's CHILD_WINDOW
+CHILD_WINDOW = 1000
+VISIT_SQL = "UPDATE bench_cars SET visits = visits + 1 WHERE id = :id"
+
+_engine: Engine | None = None
+
+
+def use_engine(engine: Engine) -> None:
+    """Set the engine the activity writes with (the raw worker calls it once)."""
+    global _engine
+    _engine = engine
+
+
+@activity.defn(name="bench_raw_visit")
+def visit(car_id: int) -> None:
+    """The leaf's write, in its own transaction."""
+    assert _engine is not None, "the raw worker did not call use_engine()"
+    with _engine.begin() as connection:
+        updated = connection.execute(sa.text(VISIT_SQL), {"id": car_id}).rowcount
+    if updated != 1:
+        raise LookupError(f"bench_cars row {car_id} is missing")
+
+
+async def _visit(car_id: int) -> None:
+    await workflow.execute_activity(
+        visit, car_id, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY
+    )
+
+
+@workflow.defn(name="BenchRawVisit")
+class RawVisit:
+    """A leaf: one activity."""
+
+    @workflow.run
+    async def run(self, car_id: int) -> None:
+        await _visit(car_id)
+
+
+@workflow.defn(name="BenchRawFanout")
+class RawFanout:
+    """A parent starting one `RawVisit` child per car; returns how many succeeded."""
+
+    def __init__(self) -> None:
+        self._open = 0
+
+    @workflow.run
+    async def run(self, first: int, count: int) -> int:
+        parent = workflow.info().workflow_id
+        tasks = []
+        for car_id in range(first, first + count):
+            await workflow.wait_condition(lambda: self._open < CHILD_WINDOW)
+            self._open += 1
+            tasks.append(asyncio.ensure_future(self._child(f"{parent}/visit/{car_id}", car_id)))
+        results = await asyncio.gather(*tasks)
+        return sum(results)
+
+    async def _child(self, child_id: str, car_id: int) -> bool:
+        try:
+            await workflow.execute_child_workflow(RawVisit.run, car_id, id=child_id)
+        except Exception as error:  # a failed leaf is counted, not raised
+            workflow.logger.error("child %s failed: %s", child_id, error)
+            return False
+        finally:
+            self._open -= 1
+        return True
+
+
+@workflow.defn(name="BenchRawChain")
+class RawChain:
+    """One level of a chain: the write, then the next level as a child workflow."""
+
+    @workflow.run
+    async def run(self, car_id: int, depth: int) -> int:
+        await _visit(car_id)
+        if depth <= 1:
+            return 1
+        info = workflow.info()
+        root = info.root.workflow_id if info.root else info.workflow_id
+        child_id = f"{root}/chain/{car_id + 1}"
+        below: int = await workflow.execute_child_workflow(
+            RawChain.run, args=[car_id + 1, depth - 1], id=child_id
+        )
+        return below + 1
+
+
+WORKFLOWS = (RawVisit, RawFanout, RawChain)
+ACTIVITIES = (visit,)
