@@ -84,7 +84,7 @@ async def measure(bench: Bench, starts: int, runs: int | None = None) -> Report:
                         variant=variant,
                         worker="stepped",
                         leaves=starts,
-                        expected_ids=2 * starts if variant == "work" else starts,
+                        expected_ids=starts,
                         deadline=deadline,
                         body=body,
                     )

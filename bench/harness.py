@@ -461,8 +461,10 @@ async def count_history(
 ) -> History:
     """Sum the history length of every execution on `queue`.
 
-    The dev server's visibility lags, so list until every expected workflow id
-    shows up, none is running (lanes end once idle), and the count is stable;
+    The dev server's visibility lags, so list until at least the expected
+    workflow ids (the actions; lane workflows start only for contended keys, so
+    they come on top) show up, none is running (lanes end once idle), and the
+    count is stable;
     then describe each execution by run id (list_workflows returns every run,
     continue-as-new ones included).
     """
@@ -597,9 +599,9 @@ async def run_variant(
         progress(f"  {variant}: {wall:.2f}s{'' if outcome.ok else ' NOT OK'} {outcome.note}")
         history = await count_history(bench.client, queue, expected_ids)
         note = outcome.note
-        if history.workflow_ids != expected_ids or history.still_open:
+        if history.workflow_ids < expected_ids or history.still_open:
             note += (
-                f" [{history.workflow_ids} workflow ids, expected {expected_ids}; "
+                f" [{history.workflow_ids} workflow ids, expected at least {expected_ids}; "
                 f"{history.still_open} still open when counted]"
             )
         progress(
