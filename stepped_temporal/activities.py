@@ -579,16 +579,28 @@ def _start_performing(context: ActionContext) -> bool:
     return False
 
 
+def _recorded_or_started(
+    context: ActionContext, key: str, result_type: type[T], achieved: T
+) -> T | None:
+    """Before the unit that starts the action performing: a retry's recorded outcome
+    (records.py), `achieved` when the work was achieved meanwhile, else None — the
+    action now performs (the achievement erased, an outbound one recorded)."""
+    with _transaction() as session:
+        done = records.find(session, key, result_type)
+    if done is not None:
+        return done
+    if _start_performing(context):
+        return achieved
+    return None
+
+
 def _step(data: StepInput) -> StepOutcome:
     context = data.action
     key = _unit_key(f"step/{data.index}")
     if data.erase_achievement:
-        with _transaction() as session:
-            done = records.find(session, key, StepOutcome)
-        if done is not None:
-            return done  # a retry: the step committed (records.py)
-        if _start_performing(context):
-            return StepOutcome(achieved=True)
+        early = _recorded_or_started(context, key, StepOutcome, StepOutcome(achieved=True))
+        if early is not None:
+            return early
     try:
         with _transaction() as session:
             done = records.find(session, key, StepOutcome)
@@ -659,12 +671,9 @@ def _job(data: JobInput) -> JobOutcome:
     context = data.action
     key = _unit_key("job")
     if data.erase_achievement:
-        with _transaction() as session:
-            done = records.find(session, key, JobOutcome)
-        if done is not None:
-            return done  # a retry: the job committed (records.py)
-        if _start_performing(context):
-            return JobOutcome(achieved=True)
+        early = _recorded_or_started(context, key, JobOutcome, JobOutcome(achieved=True))
+        if early is not None:
+            return early
     try:
         with _transaction() as session:
             done = records.find(session, key, JobOutcome)
