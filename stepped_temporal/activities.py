@@ -315,6 +315,10 @@ def _timeout_seconds(definition: Definition, actor: Actor) -> float | None:
     )
 
 
+def _attempt() -> int:
+    return activity.info().attempt
+
+
 def _unit_key(unit: str) -> str:
     """The record key of `unit` of the running activity's workflow run (records.py)."""
     info = activity.info()
@@ -343,7 +347,7 @@ def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | Non
         for number, hook in enumerate(definition.before_hooks):  # each its own transaction
             unit = f"before/{number}"
             with _transaction() as session:
-                done = records.find(session, _unit_key(unit), HookOutcome)
+                done = records.find(session, _unit_key(unit), HookOutcome, attempt=_attempt())
                 if done is None:
                     actor, _, arguments = _load(session, replace(context, arguments=encoded))
                     action = _action(
@@ -586,7 +590,7 @@ def _recorded_or_started(
     (records.py), `achieved` when the work was achieved meanwhile, else None — the
     action now performs (the achievement erased, an outbound one recorded)."""
     with _transaction() as session:
-        done = records.find(session, key, result_type)
+        done = records.find(session, key, result_type, attempt=_attempt())
     if done is not None:
         return done
     if _start_performing(context):
@@ -603,7 +607,7 @@ def _step(data: StepInput) -> StepOutcome:
             return early
     try:
         with _transaction() as session:
-            done = records.find(session, key, StepOutcome)
+            done = records.find(session, key, StepOutcome, attempt=_attempt())
             if done is not None:
                 return done  # a retry: the step committed (records.py)
             actor, definition, arguments = _load(session, context)
@@ -676,7 +680,7 @@ def _job(data: JobInput) -> JobOutcome:
             return early
     try:
         with _transaction() as session:
-            done = records.find(session, key, JobOutcome)
+            done = records.find(session, key, JobOutcome, attempt=_attempt())
             if done is not None:
                 return done
             actor, definition, arguments = _load(session, context)
@@ -720,7 +724,7 @@ def _finish(data: FinishInput) -> FinishOutcome:
         unit = f"after/{data.status}/{number}"
         try:
             with _transaction() as session:
-                if records.find(session, _unit_key(unit), bool) is None:
+                if records.find(session, _unit_key(unit), bool, attempt=_attempt()) is None:
                     actor, _, arguments = _load(session, context)
                     action = _action(actor, context, arguments, status=data.status, unit=unit)
                     _call_user(callback, actor, action, *arguments)
