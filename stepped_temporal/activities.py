@@ -315,6 +315,10 @@ def _timeout_seconds(definition: Definition, actor: Actor) -> float | None:
     )
 
 
+def _attempt() -> int:
+    return activity.info().attempt
+
+
 def _unit_key(unit: str) -> str:
     """The record key of `unit` of the running activity's workflow run (records.py)."""
     info = activity.info()
@@ -343,7 +347,7 @@ def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | Non
         for number, hook in enumerate(definition.before_hooks):  # each its own transaction
             unit = f"before/{number}"
             with _transaction() as session:
-                done = records.find(session, _unit_key(unit), HookOutcome)
+                done = records.find(session, _unit_key(unit), HookOutcome, attempt=_attempt())
                 if done is None:
                     actor, _, arguments = _load(session, replace(context, arguments=encoded))
                     action = _action(
@@ -579,19 +583,31 @@ def _start_performing(context: ActionContext) -> bool:
     return False
 
 
+def _recorded_or_started(
+    context: ActionContext, key: str, result_type: type[T], achieved: T
+) -> T | None:
+    """Before the unit that starts the action performing: a retry's recorded outcome
+    (records.py), `achieved` when the work was achieved meanwhile, else None — the
+    action now performs (the achievement erased, an outbound one recorded)."""
+    with _transaction() as session:
+        done = records.find(session, key, result_type, attempt=_attempt())
+    if done is not None:
+        return done
+    if _start_performing(context):
+        return achieved
+    return None
+
+
 def _step(data: StepInput) -> StepOutcome:
     context = data.action
     key = _unit_key(f"step/{data.index}")
     if data.erase_achievement:
-        with _transaction() as session:
-            done = records.find(session, key, StepOutcome)
-        if done is not None:
-            return done  # a retry: the step committed (records.py)
-        if _start_performing(context):
-            return StepOutcome(achieved=True)
+        early = _recorded_or_started(context, key, StepOutcome, StepOutcome(achieved=True))
+        if early is not None:
+            return early
     try:
         with _transaction() as session:
-            done = records.find(session, key, StepOutcome)
+            done = records.find(session, key, StepOutcome, attempt=_attempt())
             if done is not None:
                 return done  # a retry: the step committed (records.py)
             actor, definition, arguments = _load(session, context)
@@ -659,15 +675,12 @@ def _job(data: JobInput) -> JobOutcome:
     context = data.action
     key = _unit_key("job")
     if data.erase_achievement:
-        with _transaction() as session:
-            done = records.find(session, key, JobOutcome)
-        if done is not None:
-            return done  # a retry: the job committed (records.py)
-        if _start_performing(context):
-            return JobOutcome(achieved=True)
+        early = _recorded_or_started(context, key, JobOutcome, JobOutcome(achieved=True))
+        if early is not None:
+            return early
     try:
         with _transaction() as session:
-            done = records.find(session, key, JobOutcome)
+            done = records.find(session, key, JobOutcome, attempt=_attempt())
             if done is not None:
                 return done
             actor, definition, arguments = _load(session, context)
@@ -711,7 +724,7 @@ def _finish(data: FinishInput) -> FinishOutcome:
         unit = f"after/{data.status}/{number}"
         try:
             with _transaction() as session:
-                if records.find(session, _unit_key(unit), bool) is None:
+                if records.find(session, _unit_key(unit), bool, attempt=_attempt()) is None:
                     actor, _, arguments = _load(session, context)
                     action = _action(actor, context, arguments, status=data.status, unit=unit)
                     _call_user(callback, actor, action, *arguments)

@@ -110,6 +110,13 @@ def release(session: Session, key: str, action_id: str) -> bool:
     Idempotent: a second release, or one after the key moved on, changes
     nothing (a spurious release to the lane is ignored there).
     """
+    uncontended = sa.delete(LaneClaim).where(
+        LaneClaim.concurrency_key == key,
+        LaneClaim.holder == action_id,
+        LaneClaim.contended.is_(False),
+    )
+    if session.execute(uncontended.returning(LaneClaim.concurrency_key)).first() is not None:
+        return False  # the common case, in one statement: nobody else came
     row = _locked(session, key)
     if row is None:
         return False

@@ -46,8 +46,15 @@ def record_key(run_id: str, unit: str) -> str:
     return f"{run_id}/{unit}"
 
 
-def find(session: Session, key: str, result_type: type[T]) -> T | None:
-    """The recorded outcome under `key`, if its transaction committed."""
+def find(session: Session, key: str, result_type: type[T], *, attempt: int = 0) -> T | None:
+    """The recorded outcome under `key`, if its transaction committed.
+
+    On an activity's first attempt (`attempt` 1) there is nothing to find — no
+    earlier attempt ran — so the lookup is skipped; an attempt racing it still
+    collides on the key when it records.
+    """
+    if attempt == 1:
+        return None
     found = session.scalar(sa.select(StepRecord.outcome).where(StepRecord.key == key))
     if found is None:
         return None
