@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -139,7 +140,10 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
     return ActionHandle(client, action_id)
 
 
-_registered: dict[int, bool] = {}
+#: Per client (weakly held: a closed client's id() may be reused by a new one
+#: that talks to another server), whether the namespace registered Stepped's
+#: search attributes.
+_registered: weakref.WeakKeyDictionary[Client, bool] = weakref.WeakKeyDictionary()
 
 
 async def _search_attributes_enabled(client: Client) -> bool:
@@ -147,15 +151,17 @@ async def _search_attributes_enabled(client: Client) -> bool:
     configured = settings().search_attributes
     if configured is not None:
         return configured
-    if id(client) not in _registered:
+    known = _registered.get(client)
+    if known is None:
         try:
             response = await client.operator_service.list_search_attributes(
                 ListSearchAttributesRequest(namespace=client.namespace)
             )
-            _registered[id(client)] = set(SEARCH_ATTRIBUTES) <= set(response.custom_attributes)
+            known = set(SEARCH_ATTRIBUTES) <= set(response.custom_attributes)
         except RPCError:
-            _registered[id(client)] = False
-    return _registered[id(client)]
+            known = False
+        _registered[client] = known
+    return known
 
 
 async def run(actor: Actor, name: str, *arguments: Any) -> ActionResult:
