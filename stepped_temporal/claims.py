@@ -98,7 +98,7 @@ def claim(
         # (before that commit): later joins need not carry it, nor hold the lock.
         return Claim(claimed=False)
     holder = None
-    if row.holder is not None and row.holder != action_id:
+    if row.holder is not None:
         holder = LaneHolder(row.holder, row.holder_checksum_key, row.holder_checksum)
     row.contended = True
     return Claim(claimed=False, holder=holder)
@@ -115,19 +115,16 @@ def release(session: Session, key: str, action_id: str) -> bool:
         LaneClaim.holder == action_id,
         LaneClaim.contended.is_(False),
     )
-    if session.execute(uncontended.returning(LaneClaim.concurrency_key)).first() is not None:
+    deleted = session.execute(uncontended, execution_options={"synchronize_session": False})
+    if deleted.rowcount:  # type: ignore[attr-defined]
         return False  # the common case, in one statement: nobody else came
     row = _locked(session, key)
-    if row is None:
-        return False
-    if row.contended:
-        if row.holder == action_id:
-            row.holder = None
-            return True
-        return row.holder is None
+    if row is None or not row.contended:
+        return False  # released already, or the key moved on to another holder
     if row.holder == action_id:
-        session.delete(row)
-    return False
+        row.holder = None
+        return True
+    return row.holder is None
 
 
 def _locked(session: Session, key: str) -> LaneClaim | None:
