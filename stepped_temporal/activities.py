@@ -372,18 +372,8 @@ def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | Non
                 return completed, None
         with _transaction() as session:
             actor, _, arguments = _load(session, replace(context, arguments=encoded))
-            tenancy = _tenancy(context)
-            concurrency_key = _key_text(
-                _key(definition, definition.concurrency_key_fn, actor, arguments, None), tenancy
-            )
-            checksum_key = _key_text(
-                _key(definition, definition.checksum_key_fn, actor, arguments, None), tenancy
-            )
-            checksum = (
-                digest(_key(definition, definition.checksum_fn, actor, arguments, None))
-                if definition.checksum_fn is not None
-                else None
-            )
+            concurrency_key = _concurrency_key(definition, actor, arguments, context)
+            checksum_key, checksum = _checksum(definition, actor, arguments, context)
             timeout = _timeout_seconds(definition, actor)
             achieved = checksum is not None and achievements.exists(session, checksum_key, checksum)
             outcome, problem, later = "achieved", None, None
@@ -456,8 +446,27 @@ def _claim(
     return "joined", None, None
 
 
+def _concurrency_key(
+    definition: Definition, actor: Actor, arguments: list[Any], context: ActionContext
+) -> str:
+    """S3.3: the lane's key (default: the tenancy key)."""
+    found = _key(definition, definition.concurrency_key_fn, actor, arguments, None)
+    return _key_text(found, _tenancy(context))
+
+
+def _checksum(
+    definition: Definition, actor: Actor, arguments: list[Any], context: ActionContext
+) -> tuple[str, str | None]:
+    """S3.3, S5: the checksum_key (default: the tenancy key) and the checksum, if any."""
+    found = _key(definition, definition.checksum_key_fn, actor, arguments, None)
+    checksum_key = _key_text(found, _tenancy(context))
+    if definition.checksum_fn is None:
+        return checksum_key, None
+    return checksum_key, digest(_key(definition, definition.checksum_fn, actor, arguments, None))
+
+
 def achieved_before_start(
-    type_name: str, actor_id: Any, name: str, encoded: list[Any]
+    definition: Definition, type_name: str, actor_id: Any, encoded: list[Any]
 ) -> Prepared | None:
     """S3.4 decided before the workflow starts: what prepare would find, when the
     action's checksum is already achieved; None when it is not, or it cannot tell.
@@ -467,33 +476,26 @@ def achieved_before_start(
     fresh from the configured database, so it decides as the worker would — and
     an achieved start then costs one workflow task and no activity.
     """
-    definition = resolve_definition(actor_class(type_name), name, strict=settings().strict)
     if definition.checksum_fn is None or definition.before_hooks or not _database_exists():
         return None
     context = ActionContext(
         action_id="",
         actor_type=type_name,
         actor_id=actor_id,
-        name=name,
+        name=definition.name,
         arguments=encoded,
         root=True,
     )
     try:
         with read_session() as session:
             actor, _, arguments = _load(session, context)
-            tenancy = _tenancy(context)
-            checksum_key = _key_text(
-                _key(definition, definition.checksum_key_fn, actor, arguments, None), tenancy
-            )
-            checksum = digest(_key(definition, definition.checksum_fn, actor, arguments, None))
+            checksum_key, checksum = _checksum(definition, actor, arguments, context)
             if checksum is None or not achievements.exists(session, checksum_key, checksum):
                 return None
-            concurrency_key = _key_text(
-                _key(definition, definition.concurrency_key_fn, actor, arguments, None), tenancy
-            )
+            concurrency_key = _concurrency_key(definition, actor, arguments, context)
             timeout = _timeout_seconds(definition, actor)
     except Exception as error:  # the worker's prepare will meet it and report it properly
-        log.debug("achievement not checked before starting %s: %r", name, error)
+        log.debug("achievement not checked before starting %s: %r", definition.name, error)
         return None
     return Prepared(
         outcome="achieved",

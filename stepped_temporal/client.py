@@ -112,7 +112,9 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
     action_id = f"{tenancy}/{uuid.uuid4().hex[:16]}"
     task_queue = settings().task_queue
     attributes = await _search_attributes_enabled(client)
-    achieved = await asyncio.to_thread(achieved_before_start, type_name, actor_id, name, encoded)
+    achieved = await asyncio.to_thread(
+        achieved_before_start, definition, type_name, actor_id, encoded
+    )
     await client.start_workflow(
         ACTION_WORKFLOW,
         ActionInput(
