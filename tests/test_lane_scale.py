@@ -4,6 +4,7 @@ join under concurrent starts."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 
@@ -79,8 +80,17 @@ async def _join_order(client: Client, workflow_id: str) -> list[str]:
 async def big_env():
     """The scale test's environment: a workflow cache that holds all 2,000 actions,
     so the lane is not evicted and replayed over and over on a 2-core machine."""
-    async with SteppedTestEnvironment.start(max_cached_workflows=4000) as env:
-        yield env
+    # The suite's earlier tests leave a large heap in this process; a full
+    # collection over it inside one lane activation tripped the 2 s deadlock
+    # detector (seen twice in full runs, never alone). Freeze what exists now so
+    # collections during the test only walk the test's own objects.
+    gc.collect()
+    gc.freeze()
+    try:
+        async with SteppedTestEnvironment.start(max_cached_workflows=4000) as env:
+            yield env
+    finally:
+        gc.unfreeze()
 
 
 async def test_two_thousand_actions_through_one_lane(big_env):
