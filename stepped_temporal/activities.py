@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
@@ -51,6 +51,7 @@ from .errors import (
 from .keys import tenancy_key
 from .messages import (
     ActionContext,
+    ActionData,
     ErrorData,
     FinishInput,
     FinishOutcome,
@@ -60,8 +61,10 @@ from .messages import (
     LaneState,
     Prepared,
     PrepareInput,
+    StepData,
     StepInput,
     StepOutcome,
+    release_statuses,
 )
 
 log = logging.getLogger("stepped_temporal")
@@ -95,6 +98,7 @@ async def _in_thread(fn: Callable[[], T]) -> T:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stepped")
     context = contextvars.copy_context()
+    context.run(_entered.set, datetime.now(UTC))
     future = asyncio.get_running_loop().run_in_executor(
         _executor, context.run, _riding_out_outages, fn
     )
@@ -114,6 +118,29 @@ async def _in_thread(fn: Callable[[], T]) -> T:
         with contextlib.suppress(Exception):
             await asyncio.shield(future)
         raise
+
+
+#: when the running activity began, on this machine's clock (see `stamp`)
+_entered: contextvars.ContextVar[datetime] = contextvars.ContextVar("stepped_entered")
+#: a gap between the server's clock and ours beyond this is time skipping
+_SKIPPED = timedelta(seconds=1)
+
+
+def stamp() -> str:
+    """Now, for a time reported from inside an activity (a claim taken or given up).
+
+    The worker's clock: a claim given up is stamped before its commit and one
+    taken after its commit, so two holders' times never overlap. When the
+    server's clock runs ahead (time skipping), shifted onto it by the gap seen
+    when the activity began, so it agrees with the workflow's times.
+    """
+    now = datetime.now(UTC)
+    entered = _entered.get(None)
+    if entered is not None:
+        gap = activity.info().started_time - entered
+        if gap > _SKIPPED:
+            now += gap
+    return now.isoformat()
 
 
 #: Database errors of the moment (connection refused or lost, lock timeout,
@@ -406,7 +433,49 @@ def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | Non
         activity_timeout=settings().activity_timeout.total_seconds(),
         heartbeat_timeout=heartbeat_seconds(),
     )
+    if outcome == "claimed" and data.perform_first_step:
+        prepared = _perform_first_step(data, prepared)
     return prepared, later
+
+
+def _perform_first_step(data: PrepareInput, prepared: Prepared) -> Prepared:
+    """Run a claimed action's first step here, as the step activity would (its own
+    transaction and record, under the same unit key), saving the workflow an
+    activity and a workflow task: the shape of a hand-written Temporal leaf.
+
+    Not for outbound actions (`complete()` must see them performing while their
+    steps run) nor ones with a timeout (its clock starts when they perform, in the
+    workflow). A handled error fails the step as usual; any other error is
+    returned as the step's failed first attempt, for the workflow to retry under
+    the action's policy; a database outage leaves the step to the step activity.
+    """
+    if prepared.step_count == 0 or prepared.outbound or prepared.timeout is not None:
+        return prepared
+    context = replace(
+        data.action,
+        arguments=prepared.arguments,
+        outbound=prepared.outbound,
+        checksum=prepared.checksum,
+        checksum_key=prepared.checksum_key,
+        concurrency_key=prepared.concurrency_key,
+        status="performing",
+    )
+    last = prepared.step_count == 1
+    release_on = release_statuses(
+        True, prepared.job, prepared.outbound, prepared.callback_statuses, prepared.checksum
+    )
+    started_at = stamp()  # the claim committed: it performs from now
+    try:
+        outcome = _step(StepInput(context, 0, release_on=release_on if last else []))
+    except Exception as error:
+        if is_transient(error):
+            log.warning("action %s: step 0 left to the step activity: %r", context.action_id, error)
+            return prepared
+        log.warning("action %s: step 0 failed, to be retried: %r", context.action_id, error)
+        return replace(
+            prepared, first_step_failure=error_data(error), first_step_started_at=started_at
+        )
+    return replace(prepared, first_step=outcome, first_step_started_at=started_at)
 
 
 def _claim(
@@ -505,6 +574,36 @@ def achieved_before_start(
         checksum=checksum,
         outbound=definition.outbound,
         timeout=timeout,
+    )
+
+
+def performing_by_claim(data: ActionData) -> ActionData:
+    """`describe()` of an action whose prepare has not returned yet: if it holds its
+    key by claim, it performs — prepare runs its first step right after claiming
+    (`_perform_first_step`) — so say so, as the workflow will once prepare returns."""
+    if not _database_exists():
+        return data
+    try:
+        with read_session() as session:
+            claim = claims.held_by(session, data.id)
+    except Exception as error:  # the workflow's own word stands
+        log.debug("claim of %s not read: %r", data.id, error)
+        return data
+    if claim is None:
+        return data
+    claimed_at = claim.claimed_at
+    if claimed_at.tzinfo is None:  # SQLite keeps no zone; it was written in UTC
+        claimed_at = claimed_at.replace(tzinfo=UTC)
+    started_at = claimed_at.isoformat()
+    return replace(
+        data,
+        status="performing",
+        started_at=started_at,
+        concurrency_key=claim.concurrency_key,
+        checksum_key=claim.holder_checksum_key,
+        checksum=claim.holder_checksum,
+        current_step_index=0,
+        steps=[StepData(index=0, status="performing", started_at=started_at)],
     )
 
 
@@ -629,9 +728,10 @@ def _step(data: StepInput) -> StepOutcome:
             )
             final = "failed" if step.status == "failed" else "succeeded"
             released = lane_owned = False
+            released_at = None
             if not step.children and not step.waits and final in data.release_on:
                 # the action ends with this step: the claim goes with its transaction
-                released, lane_owned = True, _release(session, context)
+                released, lane_owned, released_at = True, _release(session, context), stamp()
             outcome = StepOutcome(
                 children=step.children,
                 waits=step.waits,
@@ -639,6 +739,7 @@ def _step(data: StepInput) -> StepOutcome:
                 arguments=encoded if encoded != context.arguments else None,
                 released=released,
                 lane_owned=lane_owned,
+                released_at=released_at,
             )
             records.record(session, key, context.action_id, outcome)
     except _Handled as handled:
@@ -654,8 +755,8 @@ def _failed_step(data: StepInput, error: ErrorData) -> StepOutcome:
     if "failed" not in data.release_on:
         return StepOutcome(error=error)
     with _transaction() as session:
-        lane_owned = _release(session, data.action)
-    return StepOutcome(error=error, released=True, lane_owned=lane_owned)
+        lane_owned, released_at = _release(session, data.action), stamp()
+    return StepOutcome(error=error, released=True, lane_owned=lane_owned, released_at=released_at)
 
 
 def _release(session: Session, context: ActionContext) -> bool:

@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from . import outbound
-from .activities import achieved_before_start, heartbeat_seconds
+from .activities import achieved_before_start, heartbeat_seconds, performing_by_claim
 from .actors import Actor, actor_ref
 from .arguments import encode_arguments
 from .config import get_client, read_session, settings
@@ -76,6 +76,10 @@ class ActionHandle:
     async def describe(self) -> ActionState:
         """The action's state now; works after completion too."""
         data = await self.workflow.query("describe", result_type=ActionData)
+        if data.status == "pending" and data.concurrency_key is None:
+            # prepare has not returned: it may have claimed the key and be running
+            # the first step already
+            data = await asyncio.to_thread(performing_by_claim, data)
         return ActionState.from_data(data)
 
     async def cancel(self) -> bool:

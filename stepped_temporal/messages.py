@@ -5,8 +5,6 @@ it freely. Fields are only ever added with defaults, so payloads written by an
 older version still decode. `PAYLOAD_VERSION` is checked at the boundary.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,31 +39,6 @@ class Dependency:
 
 
 @dataclass(frozen=True)
-class ActionInput:
-    """Input of `ActionWorkflow`: one action to interpret."""
-
-    action_id: str
-    actor_type: str
-    actor_id: Any
-    name: str
-    arguments: list[Any]
-    task_queue: str
-    parent: Dependency | None = None
-    #: ids of the actions this one descends from, nearest last (S4.4)
-    ancestry: list[str] = field(default_factory=list)
-    version: int = PAYLOAD_VERSION
-    #: keep Stepped's search attributes up to date (they are registered) (S9.3)
-    search_attributes: bool = False
-    #: the definition's retry policy, known before prepare runs `before` (S8.2)
-    retry: RetryData | None = None
-    #: what `start()` already found: the checksum achieved (S3.4), so no prepare runs
-    prepared: Prepared | None = None
-    #: timeouts (seconds) of the prepare activity: the starter's settings
-    activity_timeout: float | None = None
-    heartbeat_timeout: float | None = None
-
-
-@dataclass(frozen=True)
 class ActionContext:
     """What an activity needs to know about the action it serves."""
 
@@ -80,55 +53,6 @@ class ActionContext:
     checksum_key: str | None = None
     concurrency_key: str | None = None
     status: str = "pending"
-
-
-@dataclass(frozen=True)
-class PrepareInput:
-    """Input of the prepare activity."""
-
-    action: ActionContext
-    task_queue: str
-    parent: Dependency | None = None
-    ancestry: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """What prepare found: how the action goes on (S3.2-S3.4)."""
-
-    #: "claimed" (it holds its key and performs at once, no lane workflow),
-    #: "joined" (it joined its lane), "achieved", "deadlocked", "cancelled",
-    #: "completed" or "failed"
-    outcome: str
-    arguments: list[Any]
-    concurrency_key: str | None = None
-    checksum_key: str | None = None
-    checksum: str | None = None
-    outbound: bool = False
-    timeout: float | None = None
-    step_count: int = 0
-    job: bool = False
-    callback_statuses: list[str] = field(default_factory=list)
-    retry: RetryData | None = None
-    lane_id: str | None = None
-    error: ErrorData | None = None
-    #: start-to-close timeout (seconds) of the activities that run user code
-    activity_timeout: float = 600.0
-    #: their heartbeat timeout (seconds), None for none
-    heartbeat_timeout: float | None = None
-
-
-@dataclass(frozen=True)
-class StepInput:
-    """Input of the step activity."""
-
-    action: ActionContext
-    index: int
-    #: the first step also erases the achievement under the action's checksum_key (S3.5)
-    erase_achievement: bool = False
-    #: a claimed action's last step: if the step ends the action with one of these
-    #: statuses (no callbacks or grant to run for it), it gives up the claim itself
-    release_on: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -159,8 +83,107 @@ class StepOutcome:
     arguments: list[Any] | None = None
     #: the step gave up the action's claim on its key (see `StepInput.release_on`)
     released: bool = False
+    #: ... at this time (just before its commit; see `activities.stamp`)
+    released_at: str | None = None
     #: ... and the lane workflow owns the key now, so it must be told
     lane_owned: bool = False
+
+
+@dataclass(frozen=True)
+class PrepareInput:
+    """Input of the prepare activity."""
+
+    action: ActionContext
+    task_queue: str
+    parent: Dependency | None = None
+    ancestry: list[str] = field(default_factory=list)
+    #: the workflow takes a first step run by prepare (`Prepared.first_step`)
+    perform_first_step: bool = False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What prepare found: how the action goes on (S3.2-S3.4)."""
+
+    #: "claimed" (it holds its key and performs at once, no lane workflow),
+    #: "joined" (it joined its lane), "achieved", "deadlocked", "cancelled",
+    #: "completed" or "failed"
+    outcome: str
+    arguments: list[Any]
+    concurrency_key: str | None = None
+    checksum_key: str | None = None
+    checksum: str | None = None
+    outbound: bool = False
+    timeout: float | None = None
+    step_count: int = 0
+    job: bool = False
+    callback_statuses: list[str] = field(default_factory=list)
+    retry: RetryData | None = None
+    lane_id: str | None = None
+    error: ErrorData | None = None
+    #: start-to-close timeout (seconds) of the activities that run user code
+    activity_timeout: float = 600.0
+    #: their heartbeat timeout (seconds), None for none
+    heartbeat_timeout: float | None = None
+    #: a claimed action's first step, run by prepare right after the claim committed
+    #: (one activity and one workflow task less): what it did
+    first_step: StepOutcome | None = None
+    #: ... or the error it raised that is retried: its first attempt failed
+    first_step_failure: ErrorData | None = None
+    #: when the claim let it perform and the first step started (`activities.stamp`)
+    first_step_started_at: str | None = None
+
+
+def release_statuses(
+    claimed: bool, job: bool, outbound: bool, callback_statuses: list[str], checksum: str | None
+) -> list[str]:
+    """Final statuses a claimed action's last step may release its claim at: those
+    with nothing left to run after it (no job, outbound wait, callback or grant)."""
+    if not claimed or job or outbound:
+        return []
+    return [
+        status
+        for status in ("succeeded", "failed")
+        if status not in callback_statuses and not (status == "succeeded" and checksum is not None)
+    ]
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    """Input of `ActionWorkflow`: one action to interpret."""
+
+    action_id: str
+    actor_type: str
+    actor_id: Any
+    name: str
+    arguments: list[Any]
+    task_queue: str
+    parent: Dependency | None = None
+    #: ids of the actions this one descends from, nearest last (S4.4)
+    ancestry: list[str] = field(default_factory=list)
+    version: int = PAYLOAD_VERSION
+    #: keep Stepped's search attributes up to date (they are registered) (S9.3)
+    search_attributes: bool = False
+    #: the definition's retry policy, known before prepare runs `before` (S8.2)
+    retry: RetryData | None = None
+    #: what `start()` already found: the checksum achieved (S3.4), so no prepare runs
+    prepared: Prepared | None = None
+    #: timeouts (seconds) of the prepare activity: the starter's settings
+    activity_timeout: float | None = None
+    heartbeat_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """Input of the step activity."""
+
+    action: ActionContext
+    index: int
+    #: the first step also erases the achievement under the action's checksum_key (S3.5)
+    erase_achievement: bool = False
+    #: a claimed action's last step: if the step ends the action with one of these
+    #: statuses (no callbacks or grant to run for it), it gives up the claim itself
+    release_on: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

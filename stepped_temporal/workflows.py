@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
         StepOutcome,
         Verdict,
+        release_statuses,
     )
     from .search_attributes import (
         CONCURRENCY_KEY,
@@ -103,6 +104,14 @@ def _activity_error(error: BaseException) -> ErrorData:
     return ErrorData(type(cause).__name__ if cause else type(error).__name__, str(cause or error))
 
 
+class _Exhausted(Exception):
+    """A step's attempts are used up: it failed with `error`."""
+
+    def __init__(self, error: ErrorData) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class _Dependency:
     __slots__ = ("concluded", "step")
 
@@ -138,6 +147,8 @@ class ActionWorkflow:
         self._claim_released = False
         #: the lane workflow counts this claimed action as performing: release to it
         self._lane_owned = False
+        #: when the last step gave up the claim (its end, as the next holder sees it)
+        self._released_at: str | None = None
         #: the status an outside `complete()` asked for (S6)
         self._completion: str | None = None
 
@@ -217,7 +228,13 @@ class ActionWorkflow:
         try:
             prepared = input.prepared or await workflow.execute_activity(
                 "stepped_prepare",
-                PrepareInput(self._context(), input.task_queue, input.parent, list(input.ancestry)),
+                PrepareInput(
+                    self._context(),
+                    input.task_queue,
+                    input.parent,
+                    list(input.ancestry),
+                    perform_first_step=True,
+                ),
                 result_type=Prepared,
                 start_to_close_timeout=timedelta(seconds=input.activity_timeout or 600.0),
                 heartbeat_timeout=_seconds(input.heartbeat_timeout),
@@ -311,7 +328,7 @@ class ActionWorkflow:
         prepared = self._prepared
         assert prepared is not None
         data.status = "performing"
-        data.started_at = self._now()
+        data.started_at = prepared.first_step_started_at or self._now()
         self._upsert(STATUS.value_set("performing"))
         work = asyncio.ensure_future(self._work())
         timeout = timedelta(seconds=prepared.timeout) if prepared.timeout is not None else None
@@ -398,28 +415,25 @@ class ActionWorkflow:
         last = prepared.step_count - 1
         for index in range(prepared.step_count):
             self._data.current_step_index = index
-            step = StepData(index=index, status="performing", started_at=self._now())
+            first = index == 0 and prepared.first_step_started_at is not None
+            started_at = prepared.first_step_started_at if first else None
+            step = StepData(index=index, status="performing", started_at=started_at or self._now())
             self._data.steps.append(step)
-            try:
-                outcome = await workflow.execute_activity(
-                    "stepped_step",
-                    StepInput(
-                        self._context(),
-                        index,
-                        erase_achievement=index == 0 and not self._claimed,
-                        release_on=self._release_on() if index == last else [],
-                    ),
-                    result_type=StepOutcome,
-                    start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
-                    heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
-                    retry_policy=retry,
-                )
-            except ActivityError as error:
-                _reraise_cancellation(error)
-                return self._step_failed(step, _activity_error(error))
+            if first and prepared.first_step is not None:
+                outcome = prepared.first_step  # prepare ran it (activities._perform_first_step)
+            else:
+                try:
+                    outcome = await self._step_activity(index, index == last, retry)
+                except ActivityError as error:
+                    _reraise_cancellation(error)
+                    return self._step_failed(step, _activity_error(error))
+                except _Exhausted as exhausted:
+                    return self._step_failed(step, exhausted.error)
             if outcome.released:
                 self._claim_released = True
                 self._lane_owned = self._lane_owned or outcome.lane_owned
+                # it ended when it gave the key up: the next holder may start then
+                self._released_at = outcome.released_at
             if outcome.achieved:
                 return "achieved", None
             if outcome.arguments is not None:
@@ -427,7 +441,7 @@ class ActionWorkflow:
             if outcome.error is not None:
                 return self._step_failed(step, outcome.error)
             await self._await_dependencies(step, outcome)
-            step.completed_at = self._now()
+            step.completed_at = self._released_at or self._now()
             if outcome.marked_failed or step.unsuccessful_actions_count:
                 step.status = "failed"
                 reason = (
@@ -440,23 +454,61 @@ class ActionWorkflow:
             step.status = "succeeded"
         return "succeeded", None
 
-    def _release_on(self) -> list[str]:
-        """Final statuses a claimed action's last step may release its claim at:
-        those with nothing left to run (no job, outbound wait, callback or grant)."""
+    async def _step_activity(self, index: int, last: bool, retry: RetryPolicy) -> StepOutcome:
         prepared = self._prepared
         assert prepared is not None
-        if not self._claimed or prepared.job or prepared.outbound:
-            return []
-        return [
-            status
-            for status in ("succeeded", "failed")
-            if status not in prepared.callback_statuses
-            and not (status == "succeeded" and prepared.checksum is not None)
-        ]
+        if index == 0 and prepared.first_step_failure is not None:
+            # Prepare ran the first step and it raised an error that is retried:
+            # that was its first attempt, so the activity has one attempt less.
+            retry = await self._after_first_attempt(retry, prepared.first_step_failure)
+        outcome: StepOutcome = await workflow.execute_activity(
+            "stepped_step",
+            StepInput(
+                self._context(),
+                index,
+                erase_achievement=index == 0 and not self._claimed,
+                release_on=self._release_on() if last else [],
+            ),
+            result_type=StepOutcome,
+            start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
+            heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
+            retry_policy=retry,
+        )
+        return outcome
+
+    @staticmethod
+    async def _after_first_attempt(retry: RetryPolicy, failure: ErrorData) -> RetryPolicy:
+        """The policy for attempts 2.. of a step whose first attempt failed with
+        `failure`; raises `_Exhausted` when it allows no more."""
+        if retry.maximum_attempts == 1 or failure.type in (retry.non_retryable_error_types or ()):
+            raise _Exhausted(failure)
+        await workflow.sleep(retry.initial_interval)
+        interval = retry.initial_interval * retry.backoff_coefficient
+        if retry.maximum_interval is not None:
+            interval = min(interval, retry.maximum_interval)
+        return RetryPolicy(
+            initial_interval=interval,
+            backoff_coefficient=retry.backoff_coefficient,
+            maximum_interval=retry.maximum_interval,
+            maximum_attempts=retry.maximum_attempts - 1 if retry.maximum_attempts else 0,
+            non_retryable_error_types=retry.non_retryable_error_types,
+        )
+
+    def _release_on(self) -> list[str]:
+        """Final statuses a claimed action's last step may release its claim at."""
+        prepared = self._prepared
+        assert prepared is not None
+        return release_statuses(
+            self._claimed,
+            prepared.job,
+            prepared.outbound,
+            prepared.callback_statuses,
+            prepared.checksum,
+        )
 
     def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
         step.status = "failed"
-        step.completed_at = self._now()
+        step.completed_at = self._released_at or self._now()
         workflow.logger.warning(
             "action %s: step %d failed: %s: %s",
             self._data.id,
@@ -577,7 +629,7 @@ class ActionWorkflow:
         """Complete with a final status (S3.9): callbacks, achievement, parent, lane."""
         data = self._data
         data.status = status
-        data.completed_at = self._now()
+        data.completed_at = self._released_at or self._now()
         prepared = self._prepared
         run_callbacks = callbacks and prepared is not None and status in prepared.callback_statuses
         grant = grant and status == "succeeded" and data.checksum is not None

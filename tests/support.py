@@ -44,11 +44,21 @@ async def until(handle, predicate, *, seconds: float = 10.0):
     import asyncio
     import time
 
+    from temporalio.service import RPCError, RPCStatusCode
+
     deadline = time.monotonic() + seconds
+    state = None
     while True:
-        state = await handle.describe()
-        if predicate(state):
-            return state
+        try:
+            state = await handle.describe()
+        except RPCError as error:
+            # a parent lists a child as it asks Temporal to start it: the child's
+            # workflow exists a moment later
+            if error.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+        else:
+            if predicate(state):
+                return state
         if time.monotonic() > deadline:
             raise AssertionError(f"{handle.id} never got there; it is {state}")
         await asyncio.sleep(0.02)

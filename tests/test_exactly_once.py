@@ -106,12 +106,9 @@ async def test_every_unit_of_user_code_commits_once_though_every_completion_is_l
     assert result.status == "succeeded"
     reloaded = env.reload(car)
     assert (reloaded.honks, reloaded.mileage, reloaded.location) == (2, 11, "Oslo")
-    assert sorted(interceptor.lost) == [
-        "stepped_finish",
-        "stepped_prepare",
-        "stepped_step",
-        "stepped_step",
-    ]
+    # prepare ran the first step too (it claimed the key): one lost completion
+    # for before + step 0, one for step 1, one for the callback
+    assert sorted(interceptor.lost) == ["stepped_finish", "stepped_prepare", "stepped_step"]
     with env.session() as session:
         units = session.scalars(sa.select(StepRecord.key).where(StepRecord.action_id == result.id))
         assert sorted(key.split("/", 1)[1] for key in units) == [

@@ -49,10 +49,10 @@ async def test_the_claim_lives_exactly_as_long_as_the_action(stepped_db_env):
     assert _claim(stepped_db_env, "Car/1/parked") is None
 
 
-async def test_a_one_step_leaf_costs_two_activities_and_no_lane(stepped_db_env):
-    """The hot path: prepare and the step, each its own activity; no lane workflow,
-    no finish activity, and the parent learns of the end from the child's completion
-    (no signal either way)."""
+async def test_a_one_step_leaf_costs_one_activity_and_no_lane(stepped_db_env):
+    """The hot path: prepare claims the key and runs the step in one activity (a
+    hand-written leaf's shape); no lane workflow, no finish activity, and the parent
+    learns of the end from the child's completion (no signal either way)."""
     Car = car_class()
     fleet = Car.stepped_action("fleet")
     fleet.step(lambda car, step, others: step.on(others, "honk"))
@@ -63,10 +63,11 @@ async def test_a_one_step_leaf_costs_two_activities_and_no_lane(stepped_db_env):
     assert result.status == "succeeded"
     for child_id in result.steps[0].actions:
         events = await _events(stepped_db_env, child_id)
-        assert events.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 2
+        assert events.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
+        assert events.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 2
         assert EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED not in events
         assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED not in events
-        assert len(events) <= 17, f"{child_id}: {len(events)} events"
+        assert len(events) <= 11, f"{child_id}: {len(events)} events"
     parent = await _events(stepped_db_env, result.id)
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED not in parent
     assert [stepped_db_env.reload(c).honks for c in cars[1:]] == [1, 1]

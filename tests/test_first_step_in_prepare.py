@@ -1,0 +1,164 @@
+"""A claimed action's first step runs inside prepare (one activity and one workflow
+task less per action), and nothing a user sees changes: describe() says
+performing while that step runs (S9.2), its unhandled errors are retried under
+the action's policy with the same number of attempts (S8.2), its times are in
+order, and actions that must be seen performing first — outbound (S6) or with a
+timeout (S7) — keep their first step in the step activity."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+
+from temporalio.api.enums.v1 import EventType
+
+import stepped_temporal as stepped
+from stepped_temporal.testing import handle_stepped_action_exceptions
+from tests.support import car_class, performing, until
+
+#: One entry per run of a step body, kept outside the rolled-back transactions.
+CALLS: list[str] = []
+
+
+async def _scheduled(env, workflow_id: str) -> list[str]:
+    """The activity types the action's workflow scheduled, in order."""
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def test_describe_says_performing_while_prepare_runs_the_first_step(stepped_db_env):
+    """S9.2: the workflow has not heard back from prepare, yet describe() reports the
+    action performing its first step, with its keys — read from its claim."""
+    Car = car_class()
+    gate = threading.Event()
+    entered = threading.Event()
+    slow = Car.stepped_action("slow")
+    slow.concurrency_key(lambda car: ["garage", car.id])
+
+    @slow.step
+    def _(car, step):
+        entered.set()
+        assert gate.wait(10), "the test never opened the gate"
+        car.honk()
+
+    slow.step(lambda car, step: car.drive(5))
+    car = stepped_db_env.create(Car, id=1)
+
+    handle = await stepped.start(car, "slow")
+    assert await asyncio.to_thread(entered.wait, 10)
+    state = await until(handle, performing)
+    assert state.concurrency_key == "garage/1"
+    assert state.current_step_index == 0
+    assert [(s.index, s.status) for s in state.steps] == [(0, "performing")]
+    assert state.started_at is not None and state.steps[0].started_at == state.started_at
+    gate.set()
+    result = await handle.result()
+
+    assert result.status == "succeeded"
+    assert await _scheduled(stepped_db_env, handle.id) == ["stepped_prepare", "stepped_step"]
+    assert result.started_at is not None and result.completed_at is not None
+    first, second = result.steps
+    assert first.started_at is not None and first.completed_at is not None
+    assert second.started_at is not None and second.completed_at is not None
+    assert result.started_at <= first.started_at <= first.completed_at
+    assert first.completed_at <= second.started_at <= second.completed_at <= result.completed_at
+    reloaded = stepped_db_env.reload(car)
+    assert (reloaded.honks, reloaded.mileage) == (1, 5)
+
+
+def _failing(Car, name: str, retry: stepped.RetryPolicy, failures: int):
+    """A one-step action whose step raises KeyError `failures` times, then honks."""
+    action = Car.stepped_action(name, retry=retry)
+
+    @action.step
+    def _(car, step):
+        CALLS.append(name)
+        car.honk()  # rolled back whenever the step raises
+        if CALLS.count(name) <= failures:
+            raise KeyError("flat tyre")
+
+    return action
+
+
+async def test_a_first_step_with_a_single_attempt_runs_once(stepped_env):
+    """S8.2: maximum_attempts=1 means one run, though it ran inside prepare."""
+    CALLS.clear()
+    Car = car_class()
+    _failing(Car, "once", stepped.RetryPolicy(maximum_attempts=1), failures=5)
+    car = stepped_env.create(Car, id=1)
+
+    with handle_stepped_action_exceptions(only=[ValueError]):
+        result = await stepped.run(car, "once")
+
+    assert CALLS == ["once"]
+    assert result.status == "failed"
+    assert result.error is not None and result.error.type == "KeyError"
+    assert [s.status for s in result.steps] == ["failed"]
+    assert stepped_env.reload(car).honks == 0
+
+
+async def test_a_non_retryable_error_of_the_first_step_is_not_retried(stepped_env):
+    """S8.2: an error type the policy names as non-retryable ends the step at once."""
+    CALLS.clear()
+    Car = car_class()
+    policy = stepped.RetryPolicy(
+        maximum_attempts=5,
+        initial_interval=timedelta(milliseconds=10),
+        non_retryable_error_types=["KeyError"],
+    )
+    _failing(Car, "fragile", policy, failures=5)
+    car = stepped_env.create(Car, id=1)
+
+    with handle_stepped_action_exceptions(only=[ValueError]):
+        result = await stepped.run(car, "fragile")
+
+    assert CALLS == ["fragile"]
+    assert result.status == "failed"
+    assert result.error is not None and result.error.type == "KeyError"
+
+
+async def test_a_first_step_failing_in_prepare_succeeds_on_its_retry(stepped_env):
+    """S8.2: the failed run in prepare is attempt 1; the step activity's run is
+    attempt 2, and its changes are the only ones kept."""
+    CALLS.clear()
+    Car = car_class()
+    policy = stepped.RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=10))
+    _failing(Car, "bumpy", policy, failures=1)
+    car = stepped_env.create(Car, id=1)
+
+    with handle_stepped_action_exceptions(only=[ValueError]):
+        handle = await stepped.start(car, "bumpy")
+        result = await handle.result()
+
+    assert CALLS == ["bumpy", "bumpy"]
+    assert result.status == "succeeded"
+    assert stepped_env.reload(car).honks == 1
+    assert await _scheduled(stepped_env, handle.id) == ["stepped_prepare", "stepped_step"]
+
+
+async def test_outbound_and_timed_actions_run_their_first_step_as_an_activity(stepped_env):
+    """S6.1, S7: `complete()` and the timeout clock need the action performing in the
+    workflow before its first step runs, so prepare leaves that step alone."""
+    Car = car_class()
+    timed = Car.stepped_action("timed", timeout=timedelta(hours=1))
+    timed.step(lambda car, step: car.honk())
+    paint = Car.stepped_action("paint", outbound=True)
+    paint.step(lambda car, step: car.honk())
+    car = stepped_env.create(Car, id=1)
+
+    timed_result = await stepped.run(car, "timed")
+    painting = await stepped.start(car, "paint")
+    await until(painting, lambda s: s.steps and s.steps[0].status == "succeeded")
+    assert await stepped.complete(car, "paint")
+    paint_result = await painting.result()
+
+    assert (timed_result.status, paint_result.status) == ("succeeded", "succeeded")
+    assert await _scheduled(stepped_env, timed_result.id) == ["stepped_prepare", "stepped_step"]
+    # (an outbound action gives its key up in the finish activity, after the completion)
+    assert (await _scheduled(stepped_env, painting.id))[:2] == ["stepped_prepare", "stepped_step"]
+    assert stepped_env.reload(car).honks == 2
