@@ -4,11 +4,12 @@ that do the work.
     python -m bench.checksum --starts 1000
 
 Each run: `work` starts `touch(tag)` once on each of N cars with a fresh tag
-(every action prepares, joins its lane, writes, grants its achievement);
-`achieved` then starts the same N actions again (prepare finds the achievement
-and the action succeeds at once, no lane, no write); `raw` starts N workflows
-each running the write. Rates are starts per second from the first start to
-the last result.
+(every action prepares, claims its key, writes, grants its achievement);
+`achieved` then starts the same N actions again (start() finds the achievement
+and the workflow succeeds in its first task: no activity, no write); `settled`
+does the same with `configure(record_achieved_starts=False)` (no workflow at
+all); `raw` starts N workflows each running the write. Rates are starts per
+second from the first start to the last result.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .harness import (
 from .lane import raw_visits_body
 from .models import Car
 
-VARIANTS = ["achieved", "work", "raw"]
+VARIANTS = ["achieved", "settled", "work", "raw"]
 #: the target: achieved starts at least this many times the rate of starts doing the work
 TARGET_SPEEDUP = 5.0
 
@@ -53,7 +54,7 @@ async def measure(bench: Bench, starts: int, runs: int | None = None) -> Report:
         leaves=starts,
         unit="starts",
         variants=VARIANTS,
-        ratios=[("work", "raw"), ("achieved", "raw"), ("work", "achieved")],
+        ratios=[("work", "raw"), ("achieved", "raw"), ("work", "achieved"), ("work", "settled")],
     )
     for number in range(runs):
         # `achieved` needs the achievements `work` granted: they go as a pair
@@ -75,33 +76,44 @@ async def measure(bench: Bench, starts: int, runs: int | None = None) -> Report:
                 )
                 continue
             tag = f"{bench.token}-{number}"
-            for variant in ("work", "achieved"):
-                body = _stepped_body(bench, first, starts, tag, achieved=variant == "achieved")
-                report.add(
-                    await run_variant(
-                        bench,
-                        label=f"checksum{starts}",
-                        variant=variant,
-                        worker="stepped",
-                        leaves=starts,
-                        expected_ids=starts,
-                        deadline=deadline,
-                        body=body,
+            for variant in ("work", "achieved", "settled"):
+                body = _stepped_body(bench, first, starts, tag, variant=variant)
+                stepped.configure(record_achieved_starts=variant != "settled")
+                try:
+                    report.add(
+                        await run_variant(
+                            bench,
+                            label=f"checksum{starts}",
+                            variant=variant,
+                            worker="stepped",
+                            leaves=starts,
+                            expected_ids=0 if variant == "settled" else starts,
+                            deadline=deadline,
+                            body=body,
+                        )
                     )
-                )
-    speedup = ratio(report.summary("achieved").rate, report.summary("work").rate)
-    report.notes.append(
-        f"achieved starts/s / work starts/s = {speedup:.2f} (target >= {TARGET_SPEEDUP:g})"
-        if speedup is not None
-        else "achieved starts/s / work starts/s: not measured"
-    )
+                finally:
+                    stepped.configure(record_achieved_starts=True)
+    for variant in ("achieved", "settled"):
+        speedup = ratio(report.summary(variant).rate, report.summary("work").rate)
+        report.notes.append(
+            f"{variant} starts/s / work starts/s = {speedup:.2f} (target >= {TARGET_SPEEDUP:g})"
+            if speedup is not None
+            else f"{variant} starts/s / work starts/s: not measured"
+        )
     return report
 
 
-def _stepped_body(bench: Bench, first: int, starts: int, tag: str, *, achieved: bool) -> Body:
+def _stepped_body(bench: Bench, first: int, starts: int, tag: str, *, variant: str) -> Body:
+    achieved = variant != "work"
+
     async def body(queue: str, worker: WorkerProcess) -> Outcome:
+        handles: list[stepped.ActionHandle] = []
+
         async def start(index: int) -> stepped.ActionHandle:
-            return await stepped.start(Car(id=first + index), "touch", tag)
+            handle = await stepped.start(Car(id=first + index), "touch", tag)
+            handles.append(handle)
+            return handle
 
         async def wait(handle: stepped.ActionHandle) -> stepped.ActionResult:
             return await handle.result()
@@ -115,8 +127,10 @@ def _stepped_body(bench: Bench, first: int, starts: int, tag: str, *, achieved: 
         visits = bench.visits(first, starts)
         ok = statuses == Counter({"succeeded": starts}) and visits == starts
         ok = ok and skipped == (starts if achieved else 0)
+        settled = sum(1 for handle in handles if isinstance(handle, stepped.SettledActionHandle))
+        ok = ok and settled == (starts if variant == "settled" else 0)
         summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
-        note = f"{summary} ({skipped} skipped as achieved); {visits} visits"
+        note = f"{summary} ({skipped} skipped as achieved, {settled} settled); {visits} visits"
         return Outcome(ok, note, sampler.samples)
 
     return body

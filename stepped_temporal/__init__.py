@@ -10,7 +10,7 @@ from temporalio.common import RetryPolicy
 from .action import Action, Step
 from .actors import Actor
 from .checksums import checksum
-from .client import ActionHandle, action_handle, complete, run, start
+from .client import ActionHandle, SettledActionHandle, action_handle, complete, run, start
 from .config import configure
 from .definitions import Definition
 from .errors import (
@@ -47,6 +47,7 @@ __all__ = [
     "InvalidStatus",
     "NotConfigured",
     "RetryPolicy",
+    "SettledActionHandle",
     "Status",
     "Step",
     "StepState",

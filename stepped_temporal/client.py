@@ -7,6 +7,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -27,8 +28,8 @@ from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, sum
 from .status import completion_status
 from .workflows import ACTION_WORKFLOW
 
-#: Called with each started root action's id (the test environment listens).
-start_listeners: list[Callable[[str], None]] = []
+#: Called with the handle of each started root action (the test environment listens).
+start_listeners: list[Callable[[ActionHandle], None]] = []
 #: Entered around every wait for a result: the time-skipping test environment
 #: lets time run fast while someone waits (and only then).
 result_gate: Callable[[], AbstractAsyncContextManager[None]] | None = None
@@ -93,6 +94,31 @@ class ActionHandle:
         return True
 
 
+class SettledActionHandle(ActionHandle):
+    """A start that found its work achieved (S3.4) while `record_achieved_starts` is
+    off: final from the start, with no workflow behind it (so not in the Web UI,
+    and `action_handle(id)` cannot find it later)."""
+
+    def __init__(self, client: Client, data: ActionData) -> None:
+        super().__init__(client, data.id)
+        self._data = data
+
+    def __repr__(self) -> str:
+        return f"<SettledActionHandle {self.id}>"
+
+    async def result(self) -> ActionResult:
+        """The result: succeeded, nothing run."""
+        return ActionResult.from_data(self._data)
+
+    async def describe(self) -> ActionState:
+        """The same state as `result()`."""
+        return ActionState.from_data(self._data)
+
+    async def cancel(self) -> bool:
+        """False: it ended when it started."""
+        return False
+
+
 def action_handle(action_id: str, client: Client | None = None) -> ActionHandle:
     """A handle for an existing action id (needs a configured client unless given)."""
     if client is None:
@@ -119,6 +145,11 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
     achieved = await asyncio.to_thread(
         achieved_before_start, definition, type_name, actor_id, encoded
     )
+    if achieved is not None and not settings().record_achieved_starts:
+        data = ActionData(action_id, type_name, actor_id, name, list(encoded))
+        data.take(achieved)
+        data.achieve(datetime.now(UTC).isoformat())
+        return _started(SettledActionHandle(client, data))
     await client.start_workflow(
         ACTION_WORKFLOW,
         ActionInput(
@@ -141,9 +172,13 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
             initial_search_attributes(type_name, actor_id, name) if attributes else None
         ),
     )
+    return _started(ActionHandle(client, action_id))
+
+
+def _started(handle: ActionHandle) -> ActionHandle:
     for listener in list(start_listeners):
-        listener(action_id)
-    return ActionHandle(client, action_id)
+        listener(handle)
+    return handle
 
 
 #: Per client (weakly held: a closed client's id() may be reused by a new one

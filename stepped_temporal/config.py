@@ -45,6 +45,9 @@ class Settings:
     lane_idle: timedelta = timedelta(seconds=10)
     #: keep Stepped's search attributes on actions: None = when they are registered
     search_attributes: bool | None = None
+    #: a root start that finds its checksum achieved (S3.4) still creates a workflow
+    #: (seen in the Web UI, S9.3); False: `start()` returns it settled, no workflow
+    record_achieved_starts: bool = True
     connect_lock: asyncio.Lock | None = field(default=None, repr=False)
 
 
@@ -66,6 +69,7 @@ def configure(
     lane_idle: timedelta | None = None,
     search_attributes: bool | None = None,
     heartbeat_timeout: timedelta | None = None,
+    record_achieved_starts: bool | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
@@ -78,7 +82,11 @@ def configure(
     namespace has them registered. `activity_timeout` bounds each activity that
     runs user code; while it runs it heartbeats, and `heartbeat_timeout` (default
     30 s, 0 for none) is how soon a worker that died is noticed and the activity
-    retried. Arguments left out keep their current values.
+    retried. `record_achieved_starts=False` makes a `start()` that finds its
+    checksum achieved (S3.4) return a settled handle without creating a workflow:
+    several times faster, for loops that start the same work over and over, but
+    such skips are not seen in the Web UI and cannot be looked up by id later.
+    Arguments left out keep their current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -112,6 +120,12 @@ def configure(
         changes["heartbeat_timeout"] = heartbeat_timeout
     if search_attributes is not None:
         changes["search_attributes"] = search_attributes
+    if record_achieved_starts is not None:
+        if not isinstance(record_achieved_starts, bool):
+            raise TypeError(
+                f"record_achieved_starts takes True or False, got {record_achieved_starts!r}"
+            )
+        changes["record_achieved_starts"] = record_achieved_starts
     _settings = replace(_settings, **changes)
 
 

@@ -408,3 +408,18 @@ class ActionData:
     steps: list[StepData] = field(default_factory=list)
     #: final and successful for whoever depends on it: succeeded, no callback failed
     successful: bool = False
+
+    def take(self, prepared: Prepared) -> None:
+        """What prepare found: the arguments (as `before` left them), keys, timeout."""
+        self.arguments = list(prepared.arguments)
+        self.outbound = prepared.outbound
+        self.concurrency_key = prepared.concurrency_key
+        self.checksum_key = prepared.checksum_key
+        self.checksum = prepared.checksum
+        self.timeout = prepared.timeout
+
+    def achieve(self, completed_at: str) -> None:
+        """S3.4: succeeded at once, nothing run."""
+        self.status = "succeeded"
+        self.successful = True
+        self.completed_at = completed_at

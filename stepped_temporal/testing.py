@@ -31,7 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from . import actors, client, config, search_attributes
 from .actors import Actor, actor_ref, is_mapped, registered_actor_classes
 from .binaries import dev_server_path, test_server_path
-from .client import ActionHandle
+from .client import ActionHandle, SettledActionHandle
 from .errors import SteppedError
 from .keys import tenancy_key
 from .results import ActionState
@@ -88,6 +88,8 @@ class SteppedTestEnvironment:
         self.workflow_environment = workflow_environment
         self.engine = engine
         self.started: list[str] = []
+        #: started roots that settled without a workflow (`record_achieved_starts`)
+        self._settled: dict[str, SettledActionHandle] = {}
         self._tables_for: set[int] = set()
 
     @property
@@ -155,15 +157,15 @@ class SteppedTestEnvironment:
                 for item in app:
                     for actor_cls in _actor_classes(item):
                         env._ensure_tables(actor_cls)
-                client.start_listeners.append(env.started.append)
+                client.start_listeners.append(env._on_start)
                 if workflow_environment.supports_time_skipping:
                     client.result_gate = _TimeSkipGate(workflow_environment)
                 async with create_worker(**worker_options):
                     yield env
             finally:
                 client.result_gate = None
-                if env.started.append in client.start_listeners:
-                    client.start_listeners.remove(env.started.append)
+                if env._on_start in client.start_listeners:
+                    client.start_listeners.remove(env._on_start)
                 config.reset()
                 config.configure(**_settings_kwargs(saved_settings))
                 actors._registry.clear()
@@ -212,7 +214,7 @@ class SteppedTestEnvironment:
         deadline = time.monotonic() + timeout
         finished: list[ActionState] = []
         while len(finished) < len(self.started):
-            handle = ActionHandle(self.client, self.started[len(finished)])
+            handle = self._handle(self.started[len(finished)])
             await self.complete_stepped_outbound_performances()
             state = await handle.describe()
             if state.final:
@@ -231,6 +233,14 @@ class SteppedTestEnvironment:
                 f"complete_stepped_outbound_performances())"
             )
         return finished
+
+    def _on_start(self, handle: ActionHandle) -> None:
+        self.started.append(handle.id)
+        if isinstance(handle, SettledActionHandle):
+            self._settled[handle.id] = handle
+
+    def _handle(self, action_id: str) -> ActionHandle:
+        return self._settled.get(action_id) or ActionHandle(self.client, action_id)
 
     async def _let_time_run(self, seconds: float = 0.05) -> None:
         """Let the server's clock skip ahead for a moment (when it can skip)."""
@@ -268,7 +278,7 @@ class SteppedTestEnvironment:
             if action_id in seen:
                 continue
             seen.add(action_id)
-            state = await ActionHandle(self.client, action_id).describe()
+            state = await self._handle(action_id).describe()
             out.append(state)
             for step in state.steps:
                 queue.extend(step.actions)
@@ -310,4 +320,5 @@ def _settings_kwargs(saved: config.Settings) -> dict[str, Any]:
         "lane_idle": saved.lane_idle,
         "search_attributes": saved.search_attributes,
         "heartbeat_timeout": saved.heartbeat_timeout,
+        "record_achieved_starts": saved.record_achieved_starts,
     }

@@ -246,16 +246,9 @@ class ActionWorkflow:
         data = self._data
         if prepared.concurrency_key is not None:
             self._upsert(CONCURRENCY_KEY.value_set(prepared.concurrency_key))
-        data.arguments = list(prepared.arguments)
-        data.outbound = prepared.outbound
-        data.concurrency_key = prepared.concurrency_key
-        data.checksum_key = prepared.checksum_key
-        data.checksum = prepared.checksum
-        data.timeout = prepared.timeout
+        data.take(prepared)
         if prepared.outcome == "achieved":  # S3.4
-            data.status = "succeeded"
-            data.successful = True
-            data.completed_at = self._now()
+            data.achieve(self._now())
             return data
         if prepared.outcome == "claimed":  # nobody else holds the key: no lane to wait in
             self._claimed = True

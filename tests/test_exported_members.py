@@ -30,6 +30,7 @@ EXPORTED = [
     "InvalidStatus",
     "NotConfigured",
     "RetryPolicy",
+    "SettledActionHandle",
     "Status",
     "Step",
     "StepState",
