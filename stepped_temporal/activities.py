@@ -64,6 +64,7 @@ from .messages import (
     StepData,
     StepInput,
     StepOutcome,
+    grants_in_last_step,
     release_statuses,
 )
 
@@ -460,13 +461,20 @@ def _perform_first_step(data: PrepareInput, prepared: Prepared) -> Prepared:
         concurrency_key=prepared.concurrency_key,
         status="performing",
     )
-    last = prepared.step_count == 1
-    release_on = release_statuses(
-        True, prepared.job, prepared.outbound, prepared.callback_statuses, prepared.checksum
-    )
+    step = StepInput(context, 0)
+    if prepared.step_count == 1:  # the last step too
+        step = replace(
+            step,
+            release_on=release_statuses(
+                True, prepared.job, prepared.outbound, prepared.callback_statuses
+            ),
+            grant_on_success=grants_in_last_step(
+                prepared.job, prepared.outbound, prepared.callback_statuses, prepared.checksum
+            ),
+        )
     started_at = stamp()  # the claim committed: it performs from now
     try:
-        outcome = _step(StepInput(context, 0, release_on=release_on if last else []))
+        outcome = _step(step)
     except Exception as error:
         if is_transient(error):
             log.warning("action %s: step 0 left to the step activity: %r", context.action_id, error)
@@ -727,10 +735,15 @@ def _step(data: StepInput) -> StepOutcome:
                 step.action.arguments, culprit=f"arguments of {context.action_id}"
             )
             final = "failed" if step.status == "failed" else "succeeded"
-            released = lane_owned = False
+            released = lane_owned = granted = False
             released_at = None
-            if not step.children and not step.waits and final in data.release_on:
-                # the action ends with this step: the claim goes with its transaction
+            ends = not step.children and not step.waits  # the action ends with this step
+            if ends and final == "succeeded" and data.grant_on_success:
+                assert context.checksum_key is not None and context.checksum is not None
+                achievements.grant(session, context.checksum_key, context.checksum)
+                granted = True
+            if ends and final in data.release_on:
+                # the claim goes with its transaction
                 released, lane_owned, released_at = True, _release(session, context), stamp()
             outcome = StepOutcome(
                 children=step.children,
@@ -740,6 +753,7 @@ def _step(data: StepInput) -> StepOutcome:
                 released=released,
                 lane_owned=lane_owned,
                 released_at=released_at,
+                granted=granted,
             )
             records.record(session, key, context.action_id, outcome)
     except _Handled as handled:

@@ -85,6 +85,8 @@ class StepOutcome:
     released: bool = False
     #: ... at this time (just before its commit; see `activities.stamp`)
     released_at: str | None = None
+    #: the step ended the action successfully and granted its achievement
+    granted: bool = False
     #: ... and the lane workflow owns the key now, so it must be told
     lane_owned: bool = False
 
@@ -135,17 +137,25 @@ class Prepared:
 
 
 def release_statuses(
-    claimed: bool, job: bool, outbound: bool, callback_statuses: list[str], checksum: str | None
+    claimed: bool, job: bool, outbound: bool, callback_statuses: list[str]
 ) -> list[str]:
     """Final statuses a claimed action's last step may release its claim at: those
-    with nothing left to run after it (no job, outbound wait, callback or grant)."""
+    with nothing left to run after it (no job, outbound wait or callback; a grant
+    it makes itself, see `grants_in_last_step`)."""
     if not claimed or job or outbound:
         return []
-    return [
-        status
-        for status in ("succeeded", "failed")
-        if status not in callback_statuses and not (status == "succeeded" and checksum is not None)
-    ]
+    return [status for status in ("succeeded", "failed") if status not in callback_statuses]
+
+
+def grants_in_last_step(
+    job: bool, outbound: bool, callback_statuses: list[str], checksum: str | None
+) -> bool:
+    """Whether the last step grants the achievement itself (S3.9) when it ends the
+    action successfully: it has a checksum, and nothing runs after that step at
+    succeeded (no job, outbound wait or callback that could still fail)."""
+    return (
+        checksum is not None and not job and not outbound and "succeeded" not in callback_statuses
+    )
 
 
 @dataclass(frozen=True)
@@ -182,8 +192,10 @@ class StepInput:
     #: the first step also erases the achievement under the action's checksum_key (S3.5)
     erase_achievement: bool = False
     #: a claimed action's last step: if the step ends the action with one of these
-    #: statuses (no callbacks or grant to run for it), it gives up the claim itself
+    #: statuses (nothing left to run for it), it gives up the claim itself
     release_on: list[str] = field(default_factory=list)
+    #: the last step: if it ends the action successfully, it grants the achievement
+    grant_on_success: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
         StepOutcome,
         Verdict,
+        grants_in_last_step,
         release_statuses,
     )
     from .search_attributes import (
@@ -147,6 +148,8 @@ class ActionWorkflow:
         self._claim_released = False
         #: the lane workflow counts this claimed action as performing: release to it
         self._lane_owned = False
+        #: the last step granted the achievement (S3.9) itself
+        self._granted = False
         #: when the last step gave up the claim (its end, as the next holder sees it)
         self._released_at: str | None = None
         #: the status an outside `complete()` asked for (S6)
@@ -427,6 +430,7 @@ class ActionWorkflow:
                 self._lane_owned = self._lane_owned or outcome.lane_owned
                 # it ended when it gave the key up: the next holder may start then
                 self._released_at = outcome.released_at
+            self._granted = self._granted or outcome.granted
             if outcome.achieved:
                 return "achieved", None
             if outcome.arguments is not None:
@@ -461,6 +465,10 @@ class ActionWorkflow:
                 index,
                 erase_achievement=index == 0 and not self._claimed,
                 release_on=self._release_on() if last else [],
+                grant_on_success=last
+                and grants_in_last_step(
+                    prepared.job, prepared.outbound, prepared.callback_statuses, prepared.checksum
+                ),
             ),
             result_type=StepOutcome,
             start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
@@ -492,11 +500,7 @@ class ActionWorkflow:
         prepared = self._prepared
         assert prepared is not None
         return release_statuses(
-            self._claimed,
-            prepared.job,
-            prepared.outbound,
-            prepared.callback_statuses,
-            prepared.checksum,
+            self._claimed, prepared.job, prepared.outbound, prepared.callback_statuses
         )
 
     def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
@@ -625,7 +629,7 @@ class ActionWorkflow:
         data.completed_at = self._released_at or self._now()
         prepared = self._prepared
         run_callbacks = callbacks and prepared is not None and status in prepared.callback_statuses
-        grant = grant and status == "succeeded" and data.checksum is not None
+        grant = grant and status == "succeeded" and data.checksum is not None and not self._granted
         release_claim = release and self._claimed and not self._claim_released
         failed_callbacks = 0
         if run_callbacks or grant or release_claim:

@@ -15,7 +15,7 @@ from temporalio.api.enums.v1 import EventType
 
 import stepped_temporal as stepped
 from stepped_temporal.testing import handle_stepped_action_exceptions
-from tests.support import car_class, performing, until
+from tests.support import achievement, car_class, performing, until
 
 #: One entry per run of a step body, kept outside the rolled-back transactions.
 CALLS: list[str] = []
@@ -162,3 +162,39 @@ async def test_outbound_and_timed_actions_run_their_first_step_as_an_activity(st
     # (an outbound action gives its key up in the finish activity, after the completion)
     assert (await _scheduled(stepped_env, painting.id))[:2] == ["stepped_prepare", "stepped_step"]
     assert stepped_env.reload(car).honks == 2
+
+
+async def test_the_last_step_grants_the_achievement_itself(stepped_db_env):
+    """S3.9, S5.2: with a checksum and nothing left to run after it, the last step
+    grants the achievement in its own transaction — no finish activity — and a
+    start afterwards is skipped; a failed step grants nothing."""
+    Car = car_class()
+    wash = Car.stepped_action("wash")
+    wash.checksum(lambda car, soap: soap)
+
+    @wash.step
+    def _(car, step, soap):
+        if soap == "acid":
+            raise ValueError("acid is no soap")
+        car.honk()
+
+    rinse = Car.stepped_action("rinse")
+    rinse.checksum(lambda car: "clear")
+    rinse.step(lambda car, step: car.honk())
+    rinse.step(lambda car, step: car.drive(1))
+    car = stepped_db_env.create(Car, id=1)
+
+    washed = await stepped.run(car, "wash", "foam")
+    rinsed = await stepped.run(car, "rinse")
+    again = await stepped.run(car, "wash", "foam")
+    failed = await stepped.run(car, "wash", "acid")
+
+    assert (washed.status, rinsed.status, again.status) == ("succeeded",) * 3
+    assert await _scheduled(stepped_db_env, washed.id) == ["stepped_prepare"]
+    assert await _scheduled(stepped_db_env, rinsed.id) == ["stepped_prepare", "stepped_step"]
+    assert achievement(stepped_db_env, "Car/1/rinse") == stepped.checksum("clear")
+    assert again.steps == ()  # skipped: the step's grant was there
+    assert failed.status == "failed"
+    assert achievement(stepped_db_env, "Car/1/wash") is None  # erased when acid performed
+    reloaded = stepped_db_env.reload(car)
+    assert (reloaded.honks, reloaded.mileage) == (2, 1)
