@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -110,12 +110,14 @@ def release(session: Session, key: str, action_id: str) -> bool:
     Idempotent: a second release, or one after the key moved on, changes
     nothing (a spurious release to the lane is ignored there).
     """
-    uncontended = sa.delete(LaneClaim).where(
-        LaneClaim.concurrency_key == key,
-        LaneClaim.holder == action_id,
-        LaneClaim.contended.is_(False),
+    # Core statements on the hot path: no ORM bookkeeping
+    table = cast(sa.Table, LaneClaim.__table__)
+    uncontended = sa.delete(table).where(
+        table.c.concurrency_key == key,
+        table.c.holder == action_id,
+        table.c.contended.is_(False),
     )
-    deleted = session.execute(uncontended, execution_options={"synchronize_session": False})
+    deleted = session.execute(uncontended)
     if deleted.rowcount:  # type: ignore[attr-defined]
         return False  # the common case, in one statement: nobody else came
     row = _locked(session, key)
@@ -140,11 +142,12 @@ def _insert_if_absent(session: Session, values: dict[str, Any]) -> bool:
     dialect = session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = cast(sa.Table, LaneClaim.__table__)
         statement = (
-            insert(LaneClaim)
+            insert(table)
             .values(values)
             .on_conflict_do_nothing(index_elements=["concurrency_key"])
-            .returning(LaneClaim.concurrency_key)
+            .returning(table.c.concurrency_key)
         )
         # RETURNING, not rowcount: an ORM insert's rowcount is not exact on psycopg
         return session.execute(statement).first() is not None
