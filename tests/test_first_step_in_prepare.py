@@ -198,3 +198,32 @@ async def test_the_last_step_grants_the_achievement_itself(stepped_db_env):
     assert achievement(stepped_db_env, "Car/1/wash") is None  # erased when acid performed
     reloaded = stepped_db_env.reload(car)
     assert (reloaded.honks, reloaded.mileage) == (2, 1)
+
+
+async def test_a_wide_step_starts_its_children_in_batches(stepped_env):
+    """S3.7: 120 children all run and conclude; the parent asks Temporal for them
+    at most START_BATCH per workflow task (one huge batch of start events is slow
+    for the server to work through)."""
+    from stepped_temporal.workflows import START_BATCH
+
+    Car = car_class()
+    fleet = Car.stepped_action("fleet")
+    fleet.step(lambda car, step, others: step.on(others, "honk"))
+    cars = [stepped_env.create(Car, id=n) for n in range(1, 122)]
+
+    result = await stepped.run(cars[0], "fleet", cars[1:])
+
+    assert result.status == "succeeded"
+    assert len(result.steps[0].actions) == 120
+    assert [stepped_env.reload(c).honks for c in cars[1:]] == [1] * 120
+    history = await stepped_env.client.get_workflow_handle(result.id).fetch_history()
+    batches, current = [], 0
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            current += 1
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and current:
+            batches.append(current)
+            current = 0
+    batches.append(current)
+    assert sum(batches) == 120
+    assert max(batches) <= START_BATCH < 120
