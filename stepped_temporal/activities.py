@@ -403,9 +403,24 @@ def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | Non
             concurrency_key = _concurrency_key(definition, actor, arguments, context)
             checksum_key, checksum = _checksum(definition, actor, arguments, context)
             timeout = _timeout_seconds(definition, actor)
-            achieved = checksum is not None and achievements.exists(session, checksum_key, checksum)
+            # A retried prepare whose first attempt claimed the key and ran the first
+            # step: that step's record says what happened — the claim may be given
+            # up already (claiming again would hold the key for good), and its own
+            # grant must not read as "achieved".
+            performed = None
+            if data.perform_first_step:
+                performed = records.find(
+                    session, _unit_key("step/0"), StepOutcome, attempt=_attempt()
+                )
+            achieved = (
+                performed is None
+                and checksum is not None
+                and achievements.exists(session, checksum_key, checksum)
+            )
             outcome, problem, later = "achieved", None, None
-            if not achieved:
+            if performed is not None:
+                outcome = "claimed"
+            elif not achieved:
                 outcome, problem, later = _claim(
                     session, data, join, concurrency_key, checksum_key, checksum
                 )
@@ -434,7 +449,9 @@ def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | Non
         activity_timeout=settings().activity_timeout.total_seconds(),
         heartbeat_timeout=heartbeat_seconds(),
     )
-    if outcome == "claimed" and data.perform_first_step:
+    if performed is not None:
+        prepared = replace(prepared, first_step=performed, first_step_started_at=stamp())
+    elif outcome == "claimed" and data.perform_first_step:
         prepared = _perform_first_step(data, prepared)
     return prepared, later
 

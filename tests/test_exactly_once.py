@@ -24,10 +24,11 @@ from temporalio.worker import (
 )
 
 import stepped_temporal as stepped
+from stepped_temporal.claims import LaneClaim
 from stepped_temporal.records import StepRecord
 from stepped_temporal.testing import SteppedTestEnvironment, handle_stepped_action_exceptions
 from tests.databases import postgres_schema, postgres_unreachable
-from tests.support import car_class
+from tests.support import achievement, car_class
 
 
 class _LoseFirstCompletion(Interceptor):
@@ -117,6 +118,29 @@ async def test_every_unit_of_user_code_commits_once_though_every_completion_is_l
             "step/0",
             "step/1",
         ]
+
+
+async def test_a_lost_prepare_that_ran_the_whole_action_leaves_no_claim(losing_env):
+    """Prepare claimed the key, ran the only step (which gave the key up and granted
+    the achievement), then its completion was lost: the retry returns the step's
+    record — it neither claims the key again (held for good) nor reads the step's
+    own grant as "already achieved"."""
+    env, interceptor = losing_env
+    Car = car_class()
+    wash = Car.stepped_action("wash", retry=FAST)
+    wash.checksum(lambda car: "clean")
+    wash.step(lambda car, step: car.honk())
+    car = env.create(Car, id=1)
+
+    result = await stepped.run(car, "wash")
+
+    assert interceptor.lost == ["stepped_prepare"]
+    assert result.status == "succeeded"
+    assert [s.status for s in result.steps] == ["succeeded"]
+    assert env.reload(car).honks == 1
+    with env.session() as session:
+        assert session.scalars(sa.select(LaneClaim.concurrency_key)).all() == []
+    assert achievement(env, "Car/1/wash") == stepped.checksum("clean")
 
 
 async def test_a_job_and_a_step_starting_children_commit_once(losing_env):
