@@ -297,9 +297,15 @@ async def test_invalid_status_raises_before_anything_is_sent(stepped_env, status
     assert (await handle.result()).status == "succeeded"
 
 
-async def test_perform_stepped_actions_drains_outbound_leaves_with_the_hook(stepped_env):
+async def test_perform_stepped_actions_drains_outbound_leaves_with_the_hook(stepped_dev_env):
     """S10.1: with a hook that completes every performing outbound action, one
-    `perform_stepped_actions()` call drains a tree with outbound leaves."""
+    `perform_stepped_actions()` call drains a tree with outbound leaves.
+
+    On the dev server: the time-skipping test server sometimes rejects a workflow
+    task completion here ("invalid history builder state for action") and the
+    tree hangs — 2 of 25 runs of this file since the first step runs in prepare,
+    none in 20 before; never seen on the dev server."""
+    stepped_env = stepped_dev_env
     Car = car_class()
     _outbound_drive(Car)
     convoy = Car.stepped_action("convoy")
