@@ -64,8 +64,6 @@ from .messages import (
     StepData,
     StepInput,
     StepOutcome,
-    grants_in_last_step,
-    release_statuses,
 )
 
 log = logging.getLogger("stepped_temporal")
@@ -479,16 +477,8 @@ def _perform_first_step(data: PrepareInput, prepared: Prepared) -> Prepared:
         status="performing",
     )
     step = StepInput(context, 0)
-    if prepared.step_count == 1:  # the last step too
-        step = replace(
-            step,
-            release_on=release_statuses(
-                True, prepared.job, prepared.outbound, prepared.callback_statuses
-            ),
-            grant_on_success=grants_in_last_step(
-                prepared.job, prepared.outbound, prepared.callback_statuses, prepared.checksum
-            ),
-        )
+    if prepared.step_count == 1:
+        step = step.as_last(prepared, claimed=True)
     started_at = stamp()  # the claim committed: it performs from now
     try:
         outcome = _step(step)

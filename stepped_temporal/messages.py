@@ -5,7 +5,7 @@ it freely. Fields are only ever added with defaults, so payloads written by an
 older version still decode. `PAYLOAD_VERSION` is checked at the boundary.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 PAYLOAD_VERSION = 1
@@ -136,28 +136,6 @@ class Prepared:
     first_step_started_at: str | None = None
 
 
-def release_statuses(
-    claimed: bool, job: bool, outbound: bool, callback_statuses: list[str]
-) -> list[str]:
-    """Final statuses a claimed action's last step may release its claim at: those
-    with nothing left to run after it (no job, outbound wait or callback; a grant
-    it makes itself, see `grants_in_last_step`)."""
-    if not claimed or job or outbound:
-        return []
-    return [status for status in ("succeeded", "failed") if status not in callback_statuses]
-
-
-def grants_in_last_step(
-    job: bool, outbound: bool, callback_statuses: list[str], checksum: str | None
-) -> bool:
-    """Whether the last step grants the achievement itself (S3.9) when it ends the
-    action successfully: it has a checksum, and nothing runs after that step at
-    succeeded (no job, outbound wait or callback that could still fail)."""
-    return (
-        checksum is not None and not job and not outbound and "succeeded" not in callback_statuses
-    )
-
-
 @dataclass(frozen=True)
 class ActionInput:
     """Input of `ActionWorkflow`: one action to interpret."""
@@ -196,6 +174,20 @@ class StepInput:
     release_on: list[str] = field(default_factory=list)
     #: the last step: if it ends the action successfully, it grants the achievement
     grant_on_success: bool = False
+
+    def as_last(self, prepared: Prepared, claimed: bool) -> "StepInput":
+        """This step as the action's last: what it settles itself when it ends the
+        action, since nothing is left to run after it at that status (no job,
+        outbound wait or after-callback) — giving up a claimed key, and at
+        succeeded granting the achievement (S3.9)."""
+        if prepared.job or prepared.outbound:
+            return self
+        statuses = [s for s in ("succeeded", "failed") if s not in prepared.callback_statuses]
+        return replace(
+            self,
+            release_on=statuses if claimed else [],
+            grant_on_success=prepared.checksum is not None and "succeeded" in statuses,
+        )
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,6 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
         StepOutcome,
         Verdict,
-        grants_in_last_step,
-        release_statuses,
     )
     from .search_attributes import (
         CONCURRENCY_KEY,
@@ -465,18 +463,10 @@ class ActionWorkflow:
             # Prepare ran the first step and it raised an error that is retried:
             # that was its first attempt, so the activity has one attempt less.
             retry = await self._after_first_attempt(retry, prepared.first_step_failure)
+        step = StepInput(self._context(), index, erase_achievement=index == 0 and not self._claimed)
         outcome: StepOutcome = await workflow.execute_activity(
             "stepped_step",
-            StepInput(
-                self._context(),
-                index,
-                erase_achievement=index == 0 and not self._claimed,
-                release_on=self._release_on() if last else [],
-                grant_on_success=last
-                and grants_in_last_step(
-                    prepared.job, prepared.outbound, prepared.callback_statuses, prepared.checksum
-                ),
-            ),
+            step.as_last(prepared, self._claimed) if last else step,
             result_type=StepOutcome,
             start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
             heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
@@ -500,14 +490,6 @@ class ActionWorkflow:
             maximum_interval=retry.maximum_interval,
             maximum_attempts=retry.maximum_attempts - 1 if retry.maximum_attempts else 0,
             non_retryable_error_types=retry.non_retryable_error_types,
-        )
-
-    def _release_on(self) -> list[str]:
-        """Final statuses a claimed action's last step may release its claim at."""
-        prepared = self._prepared
-        assert prepared is not None
-        return release_statuses(
-            self._claimed, prepared.job, prepared.outbound, prepared.callback_statuses
         )
 
     def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
