@@ -416,11 +416,10 @@ class ActionWorkflow:
         last = prepared.step_count - 1
         for index in range(prepared.step_count):
             self._data.current_step_index = index
-            first = index == 0 and prepared.first_step_started_at is not None
-            started_at = prepared.first_step_started_at if first else None
+            started_at = prepared.first_step_started_at if index == 0 else None
             step = StepData(index=index, status="performing", started_at=started_at or self._now())
             self._data.steps.append(step)
-            if first and prepared.first_step is not None:
+            if index == 0 and prepared.first_step is not None:
                 outcome = prepared.first_step  # prepare ran it (activities._perform_first_step)
             else:
                 try:
