@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.client import Client
 
-from . import achievements, claims, outbound, records
+from . import achievements, claims, outbound, records, time_skipping
 from .action import Action, Step
 from .actors import Actor, actor_class, is_mapped, load_actor
 from .arguments import decode_arguments, encode_arguments
@@ -51,7 +51,6 @@ from .errors import (
 from .keys import tenancy_key
 from .messages import (
     ActionContext,
-    ActionData,
     ErrorData,
     FinishInput,
     FinishOutcome,
@@ -61,7 +60,6 @@ from .messages import (
     LaneState,
     Prepared,
     PrepareInput,
-    StepData,
     StepInput,
     StepOutcome,
 )
@@ -89,10 +87,11 @@ def set_executor(executor: ThreadPoolExecutor) -> None:
     _executor = executor
 
 
-async def _in_thread(fn: Callable[[], T]) -> T:
+async def _in_thread(fn: Callable[[], T], details: list[Any] | None = None) -> T:
     """Run `fn` (sync user code and SQL) in the thread pool, heartbeating meanwhile
     when the activity has a heartbeat timeout — so a worker that dies is noticed
-    within that timeout, not the start-to-close one."""
+    within that timeout, not the start-to-close one. Each heartbeat carries what
+    `details` holds then (`fn` may fill it: see `prepare`)."""
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stepped")
@@ -110,7 +109,7 @@ async def _in_thread(fn: Callable[[], T]) -> T:
             done, _ = await asyncio.wait({future}, timeout=interval)
             if done:
                 return future.result()
-            activity.heartbeat()
+            activity.heartbeat(*(details or ()))
     except asyncio.CancelledError:
         # Cancelled (the action ended meanwhile): the thread cannot be stopped, so
         # keep the slot until it is done, then report the cancellation.
@@ -359,9 +358,13 @@ def _tenancy(context: ActionContext) -> str:
 
 #: Signals the lane (async, on the activity's event loop) from the prepare thread.
 Joiner = Callable[[str, LaneJoin], None]
+#: Tells the world (by heartbeat) that a claimed action performs, and how (S9.2).
+Reporter = Callable[[Prepared], None]
 
 
-def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | None]:
+def _prepare(
+    data: PrepareInput, join: Joiner, report: Reporter
+) -> tuple[Prepared, LaneJoin | None]:
     """Prepare the action; the second value is a lane join to send after the commit."""
     context = data.action
     encoded = list(context.arguments)
@@ -449,8 +452,13 @@ def _prepare(data: PrepareInput, join: Joiner) -> tuple[Prepared, LaneJoin | Non
     )
     if performed is not None:
         prepared = replace(prepared, first_step=performed, first_step_started_at=stamp())
-    elif outcome == "claimed" and data.perform_first_step:
-        prepared = _perform_first_step(data, prepared)
+    elif outcome == "claimed":
+        # the claim committed: it performs from now, and `describe()` says so
+        # (with its keys, outbound and timeout) while this activity still runs
+        prepared = replace(prepared, first_step_started_at=stamp())
+        report(prepared)
+        if data.perform_first_step:
+            prepared = _perform_first_step(data, prepared)
     return prepared, later
 
 
@@ -479,7 +487,6 @@ def _perform_first_step(data: PrepareInput, prepared: Prepared) -> Prepared:
     step = StepInput(context, 0)
     if prepared.step_count == 1:
         step = step.as_last(prepared, claimed=True)
-    started_at = stamp()  # the claim committed: it performs from now
     try:
         outcome = _step(step)
     except Exception as error:
@@ -487,10 +494,8 @@ def _perform_first_step(data: PrepareInput, prepared: Prepared) -> Prepared:
             log.warning("action %s: step 0 left to the step activity: %r", context.action_id, error)
             return prepared
         log.warning("action %s: step 0 failed, to be retried: %r", context.action_id, error)
-        return replace(
-            prepared, first_step_failure=error_data(error), first_step_started_at=started_at
-        )
-    return replace(prepared, first_step=outcome, first_step_started_at=started_at)
+        return replace(prepared, first_step_failure=error_data(error))
+    return replace(prepared, first_step=outcome)
 
 
 def _claim(
@@ -592,36 +597,6 @@ def achieved_before_start(
     )
 
 
-def performing_by_claim(data: ActionData) -> ActionData:
-    """`describe()` of an action whose prepare has not returned yet: if it holds its
-    key by claim, it performs — prepare runs its first step right after claiming
-    (`_perform_first_step`) — so say so, as the workflow will once prepare returns."""
-    if not _database_exists():
-        return data
-    try:
-        with read_session() as session:
-            claim = claims.held_by(session, data.id)
-    except Exception as error:  # the workflow's own word stands
-        log.debug("claim of %s not read: %r", data.id, error)
-        return data
-    if claim is None:
-        return data
-    claimed_at = claim.claimed_at
-    if claimed_at.tzinfo is None:  # SQLite keeps no zone; it was written in UTC
-        claimed_at = claimed_at.replace(tzinfo=UTC)
-    started_at = claimed_at.isoformat()
-    return replace(
-        data,
-        status="performing",
-        started_at=started_at,
-        concurrency_key=claim.concurrency_key,
-        checksum_key=claim.holder_checksum_key,
-        checksum=claim.holder_checksum,
-        current_step_index=0,
-        steps=[StepData(index=0, status="performing", started_at=started_at)],
-    )
-
-
 def _database_exists() -> bool:
     """False for a SQLite file that is not there (a client without a database of
     its own must not create one by looking)."""
@@ -653,11 +628,18 @@ async def prepare(data: PrepareInput) -> Prepared:
     loop = asyncio.get_running_loop()
     client = activity.client()
 
+    details: list[Any] = []
+
     def join(key: str, lane_join: LaneJoin) -> None:
         coroutine = join_lane(client, key, lane_join, task_queue=data.task_queue)
         asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
-    prepared, later = await _in_thread(lambda: _prepare(data, join))
+    def report(prepared: Prepared) -> None:
+        # every later heartbeat repeats it (the client reads the latest)
+        details[:] = [prepared]
+        loop.call_soon_threadsafe(activity.heartbeat, prepared)
+
+    prepared, later = await _in_thread(lambda: _prepare(data, join, report), details)
     if later is not None:
         assert prepared.concurrency_key is not None
         await join_lane(client, prepared.concurrency_key, later, task_queue=data.task_queue)
@@ -669,7 +651,7 @@ async def join_lane(client: Client, key: str, join: LaneJoin, *, task_queue: str
     idle = settings().lane_idle.total_seconds()
     await client.start_workflow(
         "SteppedLane",
-        LaneState(key=key, idle_seconds=idle),
+        LaneState(key=key, idle_seconds=idle, test_server=time_skipping.skips_time(client)),
         id=lane_id(key),
         task_queue=task_queue,
         start_signal="join",

@@ -129,11 +129,6 @@ def release(session: Session, key: str, action_id: str) -> bool:
     return row.holder is None
 
 
-def held_by(session: Session, action_id: str) -> LaneClaim | None:
-    """The claim `action_id` holds, if any (a scan: only `describe()` asks)."""
-    return session.scalars(sa.select(LaneClaim).where(LaneClaim.holder == action_id)).first()
-
-
 def _locked(session: Session, key: str) -> LaneClaim | None:
     return session.get(LaneClaim, key, with_for_update=True, populate_existing=True)
 

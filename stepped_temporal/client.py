@@ -6,7 +6,6 @@ import asyncio
 import uuid
 import weakref
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,15 +13,15 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import outbound
-from .activities import achieved_before_start, heartbeat_seconds, performing_by_claim
+from . import outbound, time_skipping
+from .activities import achieved_before_start, heartbeat_seconds
 from .actors import Actor, actor_ref
 from .arguments import encode_arguments
 from .config import get_client, read_session, settings
 from .definitions import resolve_definition
 from .errors import ArgumentTypeError
 from .keys import tenancy_key
-from .messages import ActionData, ActionInput
+from .messages import ActionData, ActionInput, Prepared
 from .results import ActionResult, ActionState
 from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, summary
 from .status import completion_status
@@ -30,9 +29,6 @@ from .workflows import ACTION_WORKFLOW
 
 #: Called with the handle of each started root action (the test environment listens).
 start_listeners: list[Callable[[ActionHandle], None]] = []
-#: Entered around every wait for a result: the time-skipping test environment
-#: lets time run fast while someone waits (and only then).
-result_gate: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
 
 class ActionHandle:
@@ -57,10 +53,12 @@ class ActionHandle:
 
     async def result(self) -> ActionResult:
         """Wait until the action is final and return its result."""
-        if result_gate is None:
+        # on a time-skipping server the clock runs while someone waits (S10.3)
+        gate = time_skipping.gate(self._client)
+        if gate is None:
             data = await self._wait()
         else:
-            async with result_gate():
+            async with gate:
                 data = await self._wait()
         return ActionResult.from_data(data)
 
@@ -76,12 +74,28 @@ class ActionHandle:
 
     async def describe(self) -> ActionState:
         """The action's state now; works after completion too."""
-        data = await self.workflow.query("describe", result_type=ActionData)
+        data = await self._query()
         if data.status == "pending" and data.concurrency_key is None:
             # prepare has not returned: it may have claimed the key and be running
-            # the first step already
-            data = await asyncio.to_thread(performing_by_claim, data)
+            # the first step already (then it said so by heartbeat), or be done now
+            prepared = await self._performing_in_prepare()
+            data = data.performing_in_prepare(prepared) if prepared else await self._query()
         return ActionState.from_data(data)
+
+    async def _query(self) -> ActionData:
+        data: ActionData = await self.workflow.query("describe", result_type=ActionData)
+        return data
+
+    async def _performing_in_prepare(self) -> Prepared | None:
+        """What the running prepare activity reported once it claimed the key."""
+        description = await self.workflow.describe()
+        for pending in description.raw_description.pending_activities:
+            details = pending.heartbeat_details.payloads
+            if pending.activity_type.name == "stepped_prepare" and details:
+                decoded = await self._client.data_converter.decode(details, [Prepared])
+                if decoded and isinstance(decoded[0], Prepared):
+                    return decoded[0]
+        return None
 
     async def cancel(self) -> bool:
         """Cancel the action (S4.6); False when it had already ended."""
@@ -164,6 +178,7 @@ async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
             prepared=achieved,
             activity_timeout=settings().activity_timeout.total_seconds(),
             heartbeat_timeout=heartbeat_seconds(),
+            test_server=time_skipping.skips_time(client),
         ),
         id=action_id,
         task_queue=task_queue,

@@ -18,13 +18,13 @@ sharing it) in the same step — so a late follower is never missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from . import timers
     from .messages import (
         Conclusion,
         ErrorData,
@@ -154,11 +154,11 @@ class LaneWorkflow:
             self._dispatch()
             if self._quiet():
                 if self._state.idle_seconds > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await workflow.wait_condition(
-                            lambda: not self._idle() or bool(self._state.outbox),
-                            timeout=timedelta(seconds=self._state.idle_seconds),
-                        )
+                    await timers.wait_condition(
+                        lambda: not self._idle() or bool(self._state.outbox),
+                        timedelta(seconds=self._state.idle_seconds),
+                        test_server=self._state.test_server,
+                    )
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._quiet():
                     return self._state

@@ -159,6 +159,8 @@ class ActionInput:
     #: timeouts (seconds) of the prepare activity: the starter's settings
     activity_timeout: float | None = None
     heartbeat_timeout: float | None = None
+    #: started through a time-skipping test server: cancel nothing in flight (timers.py)
+    test_server: bool = False
 
 
 @dataclass(frozen=True)
@@ -366,6 +368,8 @@ class LaneState:
     runs: int = 1
     #: messages not sent yet: carried across continue-as-new, so it never waits on them
     outbox: list[Outgoing] = field(default_factory=list)
+    #: on a time-skipping test server: its idle timer is never cancelled (timers.py)
+    test_server: bool = False
 
 
 # -- describe --------------------------------------------------------------
@@ -421,6 +425,17 @@ class ActionData:
         self.checksum_key = prepared.checksum_key
         self.checksum = prepared.checksum
         self.timeout = prepared.timeout
+
+    def performing_in_prepare(self, prepared: Prepared) -> "ActionData":
+        """This (pending) state as it is while prepare, having claimed the key, still
+        runs — it performs, and its first step runs (or is about to)."""
+        started_at = prepared.first_step_started_at
+        data = replace(self, steps=[], status="performing", started_at=started_at)
+        data.take(prepared)
+        if prepared.step_count or prepared.job:
+            data.current_step_index = 0
+            data.steps.append(StepData(index=0, status="performing", started_at=started_at))
+        return data
 
     def achieve(self, completed_at: str) -> None:
         """S3.4: succeeded at once, nothing run."""

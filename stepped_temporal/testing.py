@@ -23,12 +23,11 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from . import actors, client, config, search_attributes
+from . import actors, client, config, search_attributes, time_skipping
 from .actors import Actor, actor_ref, is_mapped, registered_actor_classes
 from .binaries import dev_server_path, test_server_path
 from .client import ActionHandle, SettledActionHandle
@@ -51,34 +50,6 @@ def handle_stepped_action_exceptions(
         yield
     finally:
         config.configure(handle_exceptions=previous)
-
-
-class _TimeSkipGate:
-    """Counts concurrent waits so the test server is unlocked once and locked once.
-
-    The time-skipping server keeps a lock count; unbalanced or concurrent
-    unlock/lock calls from many waiting `result()` calls crash it.
-    """
-
-    def __init__(self, workflow_environment: WorkflowEnvironment) -> None:
-        self._environment = workflow_environment
-        self._waiting = 0
-        self._lock = asyncio.Lock()
-
-    @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[None]:
-        service = self._environment.client.test_service
-        async with self._lock:
-            self._waiting += 1
-            if self._waiting == 1:
-                await service.unlock_time_skipping(UnlockTimeSkippingRequest())
-        try:
-            yield
-        finally:
-            async with self._lock:
-                self._waiting -= 1
-                if self._waiting == 0:
-                    await service.lock_time_skipping(LockTimeSkippingRequest())
 
 
 class SteppedTestEnvironment:
@@ -158,12 +129,9 @@ class SteppedTestEnvironment:
                     for actor_cls in _actor_classes(item):
                         env._ensure_tables(actor_cls)
                 client.start_listeners.append(env._on_start)
-                if workflow_environment.supports_time_skipping:
-                    client.result_gate = _TimeSkipGate(workflow_environment)
                 async with create_worker(**worker_options):
                     yield env
             finally:
-                client.result_gate = None
                 if env._on_start in client.start_listeners:
                     client.start_listeners.remove(env._on_start)
                 config.reset()
@@ -244,11 +212,11 @@ class SteppedTestEnvironment:
 
     async def _let_time_run(self, seconds: float = 0.05) -> None:
         """Let the server's clock skip ahead for a moment (when it can skip)."""
-        gate = client.result_gate
+        gate = time_skipping.gate(self.client)
         if gate is None:
             await asyncio.sleep(seconds)
             return
-        async with gate():
+        async with gate:
             await asyncio.sleep(seconds)
 
     async def complete_stepped_outbound_performances(self) -> None:

@@ -28,6 +28,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from . import timers
     from .keys import tenancy_key
     from .messages import (
         PAYLOAD_VERSION,
@@ -332,15 +333,19 @@ class ActionWorkflow:
         data.started_at = prepared.first_step_started_at or self._now()
         self._upsert(STATUS.value_set("performing"))
         work = asyncio.ensure_future(self._work())
-        timeout = timedelta(seconds=prepared.timeout) if prepared.timeout is not None else None
+
+        def interrupted() -> bool:
+            return work.done() or self._cancel_requested or self._completion is not None
+
         timed_out = False
-        try:
-            await workflow.wait_condition(
-                lambda: work.done() or self._cancel_requested or self._completion is not None,
-                timeout=timeout,
+        if prepared.timeout is None:
+            await workflow.wait_condition(interrupted)
+        else:
+            timed_out = not await timers.wait_condition(
+                interrupted,
+                timedelta(seconds=prepared.timeout),
+                test_server=self._input.test_server,
             )
-        except TimeoutError:
-            timed_out = True
         if work.done() and not timed_out:
             status, error = work.result()
         else:
@@ -376,10 +381,11 @@ class ActionWorkflow:
             while self._completion is None:
                 # Wake daily: a workflow with no timer at all lets the time-skipping
                 # test server jump straight to its 10-year execution timeout.
-                with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(
-                        lambda: self._completion is not None, timeout=OUTBOUND_WAKE
-                    )
+                await timers.wait_condition(
+                    lambda: self._completion is not None,
+                    OUTBOUND_WAKE,
+                    test_server=self._input.test_server,
+                )
             return self._completion, None
         return "succeeded", None
 
@@ -397,6 +403,7 @@ class ActionWorkflow:
                 start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
                 heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
                 retry_policy=_retry_policy(prepared.retry or DEFAULT_RETRY),
+                cancellation_type=timers.activity_cancellation(self._input.test_server),
             )
         except ActivityError as error:
             _reraise_cancellation(error)
@@ -461,7 +468,9 @@ class ActionWorkflow:
         if index == 0 and prepared.first_step_failure is not None:
             # Prepare ran the first step and it raised an error that is retried:
             # that was its first attempt, so the activity has one attempt less.
-            retry = await self._after_first_attempt(retry, prepared.first_step_failure)
+            retry = await self._after_first_attempt(
+                retry, prepared.first_step_failure, self._input.test_server
+            )
         step = StepInput(self._context(), index, erase_achievement=index == 0 and not self._claimed)
         outcome: StepOutcome = await workflow.execute_activity(
             "stepped_step",
@@ -470,16 +479,20 @@ class ActionWorkflow:
             start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
             heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
             retry_policy=retry,
+            cancellation_type=timers.activity_cancellation(self._input.test_server),
         )
         return outcome
 
     @staticmethod
-    async def _after_first_attempt(retry: RetryPolicy, failure: ErrorData) -> RetryPolicy:
+    async def _after_first_attempt(
+        retry: RetryPolicy, failure: ErrorData, test_server: bool
+    ) -> RetryPolicy:
         """The policy for attempts 2.. of a step whose first attempt failed with
         `failure`; raises `_Exhausted` when it allows no more."""
         if retry.maximum_attempts == 1 or failure.type in (retry.non_retryable_error_types or ()):
             raise _Exhausted(failure)
-        await workflow.sleep(retry.initial_interval)
+        assert retry.initial_interval is not None
+        await timers.sleep(retry.initial_interval.total_seconds(), test_server=test_server)
         interval = retry.initial_interval * retry.backoff_coefficient
         if retry.maximum_interval is not None:
             interval = min(interval, retry.maximum_interval)
@@ -560,6 +573,7 @@ class ActionWorkflow:
                     heartbeat_timeout=(
                         self._prepared.heartbeat_timeout if self._prepared else None
                     ),
+                    test_server=self._input.test_server,
                 ),
                 id=child_id,
                 static_summary=summary(
