@@ -12,7 +12,7 @@ from typing import Any
 
 from .actors import Actor, actor_ref
 from .arguments import encode_arguments
-from .definitions import resolve_definition
+from .definitions import Definition, resolve_definition
 from .errors import ArgumentTypeError, ArgumentValueError, SteppedError
 from .messages import ChildIntent
 from .status import completion_status
@@ -96,6 +96,8 @@ class Step:
         self._status = "performing"
         self._open = True
         self.children: list[ChildIntent] = []
+        #: per child: the actor, its definition and the arguments as given (for its keys)
+        self.targets: list[tuple[Actor, Definition, tuple[Any, ...]]] = []
         self.waits: list[float] = []
 
     def __repr__(self) -> str:
@@ -130,16 +132,17 @@ class Step:
         if actors is None:
             return
         if isinstance(actors, Actor):
-            targets: list[Actor | None] = [actors]
+            chosen: list[Actor | None] = [actors]
         elif isinstance(actors, Iterable) and not isinstance(actors, (str, bytes, dict)):
-            targets = list(actors)
+            chosen = list(actors)
         else:
             raise ArgumentTypeError(
                 f"step.on takes an actor, None or an iterable of actors, got "
                 f"{type(actors).__qualname__} {actors!r} (not a stepped_temporal.Actor)"
             )
         intents = []
-        for actor in targets:
+        targets: list[tuple[Actor, Definition, tuple[Any, ...]]] = []
+        for actor in chosen:
             if actor is None:
                 continue
             type_name, actor_id = actor_ref(actor)
@@ -150,7 +153,9 @@ class Step:
             intents.append(
                 ChildIntent(type_name, actor_id, name, encoded, retry=definition.retry_data())
             )
+            targets.append((actor, definition, arguments))
         self.children.extend(intents)
+        self.targets.extend(targets)
 
     def wait(self, duration: timedelta | float | int) -> None:
         """Add a durable timer that concludes successfully when it elapses (S3.12)."""

@@ -48,7 +48,7 @@ from .errors import (
     SteppedError,
     UnknownActorType,
 )
-from .keys import tenancy_key
+from .keys import join_order, tenancy_key
 from .messages import (
     ActionContext,
     ErrorData,
@@ -736,6 +736,7 @@ def _step(data: StepInput) -> StepOutcome:
                 released, lane_owned, released_at = True, _release(session, context), stamp()
             outcome = StepOutcome(
                 children=step.children,
+                join_after=join_order(_child_keys(step)),
                 waits=step.waits,
                 marked_failed=step.status == "failed",
                 arguments=encoded if encoded != context.arguments else None,
@@ -752,6 +753,26 @@ def _step(data: StepInput) -> StepOutcome:
         log.warning("action %s: step %d cannot run: %s", context.action_id, data.index, error)
         return _failed_step(data, error_data(error))
     return outcome
+
+
+def _child_keys(step: Step) -> list[str | None]:
+    """The concurrency key of each child the step asked for, as its prepare will
+    compute it (S3.3) — None where that cannot be known now: a `before` hook may
+    change its arguments, or its key function failed here (S4.8)."""
+    keys: list[str | None] = []
+    for intent, (actor, definition, arguments) in zip(step.children, step.targets, strict=True):
+        if definition.before_hooks:
+            keys.append(None)
+            continue
+        try:
+            found = _key(definition, definition.concurrency_key_fn, actor, list(arguments), None)
+            keys.append(
+                _key_text(found, tenancy_key(intent.actor_type, intent.actor_id, intent.name))
+            )
+        except Exception as error:
+            log.debug("key of child %s.%s not known: %r", intent.actor_type, intent.name, error)
+            keys.append(None)
+    return keys
 
 
 def _failed_step(data: StepInput, error: ErrorData) -> StepOutcome:

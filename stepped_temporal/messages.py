@@ -72,6 +72,9 @@ class StepOutcome:
     """What a step body did: the dependencies it asked for and how it ended."""
 
     children: list[ChildIntent] = field(default_factory=list)
+    #: per child, the earlier children that must join their lanes first (S4.8,
+    #: `keys.join_order`); None when they may join in any order
+    join_after: list[list[int]] | None = None
     waits: list[float] = field(default_factory=list)
     #: the body assigned step.status = "failed" (S3.7)
     marked_failed: bool = False
@@ -161,6 +164,9 @@ class ActionInput:
     heartbeat_timeout: float | None = None
     #: started through a time-skipping test server: cancel nothing in flight (timers.py)
     test_server: bool = False
+    #: a later sibling joins its lane after this one: signal `joined` to the parent
+    #: once prepare has claimed, joined or ended (S4.8)
+    report_joined: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,16 @@ def handle_stepped_action_exceptions(
         config.configure(handle_exceptions=previous)
 
 
+#: the servers a test environment can run on
+SERVERS = ("time-skipping", "dev")
+
+
 class SteppedTestEnvironment:
     """A running test setup; create it with `SteppedTestEnvironment.start()`."""
+
+    #: the server `start()` uses when none is named (the pytest plugin's
+    #: ``--stepped-server`` sets it)
+    default_server = "time-skipping"
 
     def __init__(self, workflow_environment: WorkflowEnvironment, engine: sa.Engine) -> None:
         self.workflow_environment = workflow_environment
@@ -76,7 +84,7 @@ class SteppedTestEnvironment:
         *,
         database_url: str | None = None,
         lane_idle: timedelta = timedelta(0),
-        server: str = "time-skipping",
+        server: str | None = None,
         data_converter: DataConverter | None = None,
         **worker_options: Any,
     ) -> AsyncIterator[SteppedTestEnvironment]:
@@ -86,14 +94,16 @@ class SteppedTestEnvironment:
         created; `create()` also creates tables for a class it has not seen.
         Actor classes registered inside the block are forgotten after it.
         ``server="dev"`` uses the dev server instead (real time, but every
-        feature: visibility queries, termination notices). Lanes end as soon as
+        feature: visibility queries, termination notices); left None, it is
+        `default_server`. Lanes end as soon as
         they are idle (`lane_idle`): on the time-skipping server a join that
         arrives while a lane's idle timer runs can leave the lane's workflow task
         started and never completed (seen about once in 10 sequential runs).
         `data_converter` is the client's (and so the worker's), e.g.
         `stepped_temporal.codec.data_converter(key)` to test with encryption.
         """
-        if server not in ("time-skipping", "dev"):
+        server = server or cls.default_server
+        if server not in SERVERS:
             raise ValueError(f"server must be 'time-skipping' or 'dev', not {server!r}")
         saved_settings = config.settings()
         saved_registry = dict(actors._registry)

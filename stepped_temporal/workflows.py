@@ -144,6 +144,8 @@ class ActionWorkflow:
         self._prepared: Prepared | None = None
         self._verdicts: list[Verdict] = []
         self._dependencies: dict[str, _Dependency] = {}
+        #: children that reported joining their lanes (`ActionInput.report_joined`)
+        self._joined: set[str] = set()
         self._cancel_requested = False
         self._open_children = 0
         #: children asked for whose start Temporal has not confirmed yet
@@ -171,6 +173,11 @@ class ActionWorkflow:
     def conclude(self, conclusion: Conclusion) -> None:
         """A dependency of one of this action's steps concluded."""
         self._conclude(conclusion.dependency_id, conclusion.successful)
+
+    @workflow.signal
+    def joined(self, action_id: str) -> None:
+        """A child that later siblings join after has joined its lane (S4.8)."""
+        self._joined.add(action_id)
 
     @workflow.signal
     def forward(self, forward: Forward) -> None:
@@ -242,7 +249,8 @@ class ActionWorkflow:
                     input.task_queue,
                     input.parent,
                     list(input.ancestry),
-                    perform_first_step=True,
+                    # a sibling waits for our join: report it without running a step
+                    perform_first_step=not input.report_joined,
                 ),
                 result_type=Prepared,
                 start_to_close_timeout=timedelta(seconds=input.activity_timeout or 600.0),
@@ -250,7 +258,9 @@ class ActionWorkflow:
                 retry_policy=_retry_policy(input.retry or DEFAULT_RETRY),
             )
         except ActivityError as error:
+            await self._report_joined()
             return await self._fail_early(_activity_error(error))
+        await self._report_joined()
         self._prepared = prepared
         data = self._data
         if prepared.concurrency_key is not None:
@@ -267,6 +277,11 @@ class ActionWorkflow:
         # S3.2: before cancelled, completed or failed; S4.4: a deadlock seen at once
         data.error = prepared.error
         return await self._finish(prepared.outcome, release=False, callbacks=False)
+
+    async def _report_joined(self) -> None:
+        """Tell the parent we are in our lane (or done), so the next sibling joins (S4.8)."""
+        if self._input.report_joined and self._input.parent is not None:
+            await _signal(self._input.parent.workflow_id, "joined", self._data.id)
 
     async def _fail_early(self, error: ErrorData) -> ActionData:
         self._data.error = error
@@ -389,9 +404,21 @@ class ActionWorkflow:
             return self._completion, None
         return "succeeded", None
 
-    async def _run_job(self) -> tuple[str, ErrorData | None]:
+    def _begin_step(self, index: int) -> StepData:
+        """Step `index` starts performing (the claimed first one when prepare claimed)."""
         prepared = self._prepared
         assert prepared is not None
+        self._data.current_step_index = index
+        started_at = prepared.first_step_started_at if index == 0 else None
+        step = StepData(index=index, status="performing", started_at=started_at or self._now())
+        self._data.steps.append(step)
+        return step
+
+    async def _run_job(self) -> tuple[str, ErrorData | None]:
+        """The job (S6.4), as the step after the prepended ones."""
+        prepared = self._prepared
+        assert prepared is not None
+        step = self._begin_step(prepared.step_count)
         try:
             outcome = await workflow.execute_activity(
                 "stepped_job",
@@ -407,13 +434,15 @@ class ActionWorkflow:
             )
         except ActivityError as error:
             _reraise_cancellation(error)
-            return "failed", _activity_error(error)
+            return self._step_failed(step, _activity_error(error))
         if outcome.achieved:
             return "achieved", None
         if outcome.arguments is not None:
             self._data.arguments = list(outcome.arguments)
         if outcome.error is not None:
-            return "failed", outcome.error
+            return self._step_failed(step, outcome.error)
+        step.status = "succeeded"
+        step.completed_at = self._now()
         return outcome.status or "succeeded", None
 
     async def _run_steps(self) -> tuple[str, ErrorData | None]:
@@ -422,10 +451,7 @@ class ActionWorkflow:
         retry = _retry_policy(prepared.retry or DEFAULT_RETRY)
         last = prepared.step_count - 1
         for index in range(prepared.step_count):
-            self._data.current_step_index = index
-            started_at = prepared.first_step_started_at if index == 0 else None
-            step = StepData(index=index, status="performing", started_at=started_at or self._now())
-            self._data.steps.append(step)
+            step = self._begin_step(index)
             if index == 0 and prepared.first_step is not None:
                 outcome = prepared.first_step  # prepare ran it (activities._perform_first_step)
             else:
@@ -519,6 +545,7 @@ class ActionWorkflow:
     async def _await_dependencies(self, step: StepData, outcome: StepOutcome) -> None:
         """Start the children and timers a step asked for; wait until all concluded (S3.7)."""
         children: list[tuple[str, ChildIntent]] = []
+        order = outcome.join_after  # S4.8: None when they may join in any order
         for intent in outcome.children:
             child_id = (
                 f"{tenancy_key(intent.actor_type, intent.actor_id, intent.name)}/"
@@ -537,12 +564,18 @@ class ActionWorkflow:
         tasks = [asyncio.ensure_future(self._wait(wait_id, s)) for wait_id, s in timers]
         # (a patch marker only where batching changes anything: more than one batch)
         batched = len(children) > START_BATCH and workflow.patched(BATCHED_STARTS)
+        reporting = {i for earlier in order or () for i in earlier}
         for number, (child_id, intent) in enumerate(children):
             if batched and number and number % START_BATCH == 0:
                 await workflow.wait_condition(lambda: self._starting == 0)
             await workflow.wait_condition(lambda: self._open_children < CHILD_WINDOW)
             self._open_children += 1
-            tasks.append(asyncio.ensure_future(self._start_child(child_id, intent)))
+            after = [children[i][0] for i in order[number]] if order else []
+            tasks.append(
+                asyncio.ensure_future(
+                    self._start_child(child_id, intent, after, number in reporting)
+                )
+            )
         await workflow.wait_condition(lambda: step.pending_actions_count == 0)
         for task in tasks:  # children abandoned past this point are not ours to watch
             if not task.done():
@@ -552,7 +585,16 @@ class ActionWorkflow:
         await workflow.sleep(timedelta(seconds=seconds))
         self._conclude(wait_id, True)
 
-    async def _start_child(self, child_id: str, intent: ChildIntent) -> None:
+    def _in_lane(self, child_id: str) -> bool:
+        """The child has joined its lane: it said so, or it concluded."""
+        dependency = self._dependencies[child_id]
+        return child_id in self._joined or dependency.concluded
+
+    async def _start_child(
+        self, child_id: str, intent: ChildIntent, after: list[str], report_joined: bool
+    ) -> None:
+        if after:  # S4.8: earlier calls on the same lane join first
+            await workflow.wait_condition(lambda: all(self._in_lane(a) for a in after))
         ancestry = [*self._input.ancestry, self._data.id]
         self._starting += 1
         try:
@@ -574,6 +616,7 @@ class ActionWorkflow:
                         self._prepared.heartbeat_timeout if self._prepared else None
                     ),
                     test_server=self._input.test_server,
+                    report_joined=report_joined,
                 ),
                 id=child_id,
                 static_summary=summary(

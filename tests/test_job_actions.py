@@ -159,7 +159,10 @@ async def test_prepended_step_runs_before_the_job(stepped_env):
 
     assert EVENTS == [("step", "service"), ("job", 1)]  # the job saw the step's honk
     assert result.status == "succeeded" and result.outbound is True
-    assert [s.status for s in result.steps] == ["succeeded"]
+    # the prepended step and the job are steps of their own, in order (as in the gem)
+    assert [(s.index, s.status) for s in result.steps] == [(0, "succeeded"), (1, "succeeded")]
+    assert result.steps[0].completed_at <= result.steps[1].started_at
+    assert result.current_step_index == 1
     reloaded = stepped_env.reload(car)
     assert (reloaded.location, reloaded.honks) == ("service", 1)
 
