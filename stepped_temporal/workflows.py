@@ -118,10 +118,12 @@ class _Exhausted(Exception):
 
 
 class _Dependency:
-    __slots__ = ("concluded", "step")
+    __slots__ = ("concluded", "number", "step")
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, number: int = 0) -> None:
         self.step = step
+        #: its place among the step's calls
+        self.number = number
         self.concluded = False
 
 
@@ -546,13 +548,13 @@ class ActionWorkflow:
         """Start the children and timers a step asked for; wait until all concluded (S3.7)."""
         children: list[tuple[str, ChildIntent]] = []
         order = outcome.join_after  # S4.8: None when they may join in any order
-        for intent in outcome.children:
+        for number, intent in enumerate(outcome.children):
             child_id = (
                 f"{tenancy_key(intent.actor_type, intent.actor_id, intent.name)}/"
                 f"{workflow.uuid4().hex[:16]}"
             )
-            self._dependencies[child_id] = _Dependency(step.index)
-            step.actions.append(child_id)
+            # listed in `step.actions` once Temporal started it (so it can be described)
+            self._dependencies[child_id] = _Dependency(step.index, number)
             children.append((child_id, intent))
         timers: list[tuple[str, float]] = []
         for number, seconds in enumerate(outcome.waits):
@@ -584,6 +586,21 @@ class ActionWorkflow:
     async def _wait(self, wait_id: str, seconds: float) -> None:
         await workflow.sleep(timedelta(seconds=seconds))
         self._conclude(wait_id, True)
+
+    def _list(self, child_id: str) -> None:
+        """List a started child in its step's `actions`, in call order (S9.2)."""
+        dependency = self._dependencies[child_id]
+        actions = self._data.steps[dependency.step].actions
+
+        def later(other_id: str) -> bool:
+            other = self._dependencies.get(other_id)
+            return other is not None and other.number > dependency.number
+
+        if not actions or not later(actions[-1]):  # starts come in call order, mostly
+            actions.append(child_id)
+            return
+        position = next(i for i, other_id in enumerate(actions) if later(other_id))
+        actions.insert(position, child_id)
 
     def _in_lane(self, child_id: str) -> bool:
         """The child has joined its lane: it said so, or it concluded."""
@@ -638,10 +655,12 @@ class ActionWorkflow:
             workflow.logger.error(
                 "action %s: child %s did not start: %s", self._data.id, child_id, error
             )
+            self._list(child_id)
             self._conclude(child_id, False)
             return
         finally:
             self._starting -= 1
+        self._list(child_id)
         try:
             result: ActionData = await handle
         except ChildWorkflowError as error:
