@@ -25,6 +25,7 @@ from .errors import (
     SteppedError,
     UnknownActorType,
 )
+from .lane_view import LaneHandover, LaneState, lane
 from .results import ActionError, ActionResult, ActionState, ActorRef, StepState
 from .status import Status
 from .worker import create_worker
@@ -45,6 +46,8 @@ __all__ = [
     "Definition",
     "DefinitionError",
     "InvalidStatus",
+    "LaneHandover",
+    "LaneState",
     "NotConfigured",
     "RetryPolicy",
     "SettledActionHandle",
@@ -58,6 +61,7 @@ __all__ = [
     "complete",
     "configure",
     "create_worker",
+    "lane",
     "run",
     "start",
 ]

@@ -151,3 +151,9 @@ def _insert_if_absent(session: Session, values: dict[str, Any]) -> bool:
     session.add(LaneClaim(**values))
     session.flush()
     return True
+
+
+def holder(session: Session, key: str) -> str | None:
+    """The action holding `key` by claim, when no lane workflow owns it (S9.5)."""
+    row = session.get(LaneClaim, key)
+    return row.holder if row is not None and not row.contended else None

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         Conclusion,
         ErrorData,
         Forward,
+        Handover,
         LaneEntry,
         LaneJoin,
         LaneRelease,
@@ -45,6 +46,8 @@ RECENT = 1000
 WINDOW = 200
 #: continue-as-new past this many history events, to keep each run small
 HISTORY_LIMIT = 3000
+#: how many superseded and shared actions a lane lists (`stepped.lane()`)
+HANDOVERS = 50
 
 
 @workflow.defn(name=LANE_WORKFLOW)
@@ -84,6 +87,7 @@ class LaneWorkflow:
         if shared is not None:
             shared.followers.append(join.action_id)
             self._send(join.action_id, Verdict("shared", by=shared.action_id))
+            self._hand_over(join.action_id, shared.action_id, "shared")
             return
         candidate = LaneEntry(
             action_id=join.action_id,
@@ -253,6 +257,12 @@ class LaneWorkflow:
         candidate.inherited.extend(moved)
         candidate.followers.extend(superseded.followers)
         self._remember(superseded.action_id)
+        self._hand_over(superseded.action_id, candidate.action_id, "superseded")
+
+    def _hand_over(self, action_id: str, to: str, how: str) -> None:
+        """Keep the latest handovers for `stepped.lane()` (S9.5)."""
+        self._state.handovers.append(Handover(action_id, to, how))
+        del self._state.handovers[:-HANDOVERS]
 
     def _deadlock(self, join: LaneJoin, performing: LaneEntry) -> None:
         """S4.4: a descendant of the performing action can never perform here."""

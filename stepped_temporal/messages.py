@@ -359,6 +359,17 @@ class Outgoing:
         return found
 
 
+@dataclass(frozen=True)
+class Handover:
+    """An action the lane resolved by handing it to another (S4.2, S4.3)."""
+
+    action_id: str
+    #: the successor (superseded) or the action it shares (shared)
+    to: str
+    #: "superseded" or "shared"
+    how: str
+
+
 @dataclass
 class LaneState:
     """A lane's whole state; carried across continue-as-new."""
@@ -376,6 +387,8 @@ class LaneState:
     outbox: list[Outgoing] = field(default_factory=list)
     #: on a time-skipping test server: its idle timer is never cancelled (timers.py)
     test_server: bool = False
+    #: the latest superseded and shared actions and whom each was handed to (S9.5)
+    handovers: list[Handover] = field(default_factory=list)
 
 
 # -- describe --------------------------------------------------------------

@@ -28,6 +28,8 @@ EXPORTED = [
     "Definition",
     "DefinitionError",
     "InvalidStatus",
+    "LaneHandover",
+    "LaneState",
     "NotConfigured",
     "RetryPolicy",
     "SettledActionHandle",
@@ -41,6 +43,7 @@ EXPORTED = [
     "complete",
     "configure",
     "create_worker",
+    "lane",
     "run",
     "start",
 ]

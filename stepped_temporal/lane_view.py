@@ -1,0 +1,72 @@
+"""`stepped_temporal.lane(key)`: what a lane is doing (S9.5).
+
+A key nobody contends has no lane workflow: its holder is the row in
+`stepped_lane_claims` (claims.py). Once contended, the lane workflow
+(`stepped-lane/<key>`) owns the key and answers its `state` query — also
+after it ended idle, when it reports nothing performing and nothing pending,
+with the handovers it made last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from temporalio.service import RPCError, RPCStatusCode
+
+from . import claims
+from .activities import lane_id
+from .config import get_client, read_session
+from .messages import LaneState as LaneRun
+
+__all__ = ["LaneHandover", "LaneState", "lane"]
+
+
+@dataclass(frozen=True)
+class LaneHandover:
+    """A superseded or shared action and the action it was handed to."""
+
+    action_id: str
+    to: str
+    #: "superseded" (S4.2) or "shared" (S4.3)
+    how: str
+
+
+@dataclass(frozen=True)
+class LaneState:
+    """A lane: the performing action, the pending ones in order, the latest handovers."""
+
+    key: str
+    performing: str | None = None
+    pending: tuple[str, ...] = ()
+    #: the latest superseded and shared actions, oldest first
+    recent: tuple[LaneHandover, ...] = ()
+
+
+def _claim_holder(key: str) -> str | None:
+    with read_session() as session:
+        return claims.holder(session, key)
+
+
+async def lane(key: str) -> LaneState:
+    """The state of the lane of concurrency key `key` now (S9.5)."""
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"lane() takes a concurrency key (a non-empty str), got {key!r}")
+    holder = await asyncio.to_thread(_claim_holder, key)
+    if holder is not None:
+        return LaneState(key, performing=holder)
+    client = await get_client()
+    try:
+        run: LaneRun = await client.get_workflow_handle(lane_id(key)).query(
+            "state", result_type=LaneRun
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return LaneState(key)  # never contended, nothing performing
+        raise
+    return LaneState(
+        key,
+        performing=run.performing.action_id if run.performing else None,
+        pending=tuple(entry.action_id for entry in run.pending),
+        recent=tuple(LaneHandover(h.action_id, h.to, h.how) for h in run.handovers),
+    )
