@@ -5,6 +5,8 @@ in call order. `keys.join_order` is the rule; the workflow follows it."""
 
 from __future__ import annotations
 
+import itertools
+
 import stepped_temporal as stepped
 from stepped_temporal.keys import join_order
 from tests.support import car_class, performing, until
@@ -64,7 +66,7 @@ async def test_sixty_calls_on_one_busy_key_leave_the_last(stepped_env):
 
     assert [r.arguments[0] for r in results] == labels  # listed in call order
     assert [r.status for r in results] == ["superseded"] * 59 + ["succeeded"]
-    assert all(r.resolved_by == n.id for r, n in zip(results, results[1:], strict=False))
+    assert all(r.resolved_by == n.id for r, n in itertools.pairwise(results))
     assert stepped_env.reload(car).location == "v59"
 
 
