@@ -7,7 +7,10 @@ tree's histories (root, children, lanes) must reproduce the same commands.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
+from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -61,3 +64,26 @@ async def test_histories_of_a_tree_replay(stepped_env):
         assert len(history.events) > 3
         replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert replayed.replay_failure is None, f"{history.workflow_id}: {replayed.replay_failure}"
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@pytest.mark.parametrize(
+    "recorded", sorted(HISTORIES.glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}"
+)
+async def test_histories_recorded_by_an_older_version_replay(recorded):
+    """Histories recorded by an earlier version (tests/histories/<commit>/, made by
+    tests/histories/record.py: a tree with a before hook, waits, a fan-out, three
+    calls on a busy lane, an outbound action with a timeout completed from outside,
+    a job with a prepended step, a cancelled action mid-step, and two lanes) replay
+    on today's workflow code: running workflows survive an upgrade."""
+    history = WorkflowHistory.from_json(recorded.stem, recorded.read_text())
+    replayer = Replayer(
+        workflows=[ActionWorkflow, LaneWorkflow],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+    )
+    replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert replayed.replay_failure is None, f"{recorded}: {replayed.replay_failure}"
