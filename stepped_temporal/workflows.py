@@ -556,14 +556,14 @@ class ActionWorkflow:
             # listed in `step.actions` once Temporal started it (so it can be described)
             self._dependencies[child_id] = _Dependency(step.index, number)
             children.append((child_id, intent))
-        timers: list[tuple[str, float]] = []
+        waits: list[tuple[str, float]] = []
         for number, seconds in enumerate(outcome.waits):
             wait_id = f"wait/{step.index}/{number}"
             self._dependencies[wait_id] = _Dependency(step.index)
             step.waits.append(seconds)
-            timers.append((wait_id, seconds))
-        step.pending_actions_count = len(children) + len(timers)
-        tasks = [asyncio.ensure_future(self._wait(wait_id, s)) for wait_id, s in timers]
+            waits.append((wait_id, seconds))
+        step.pending_actions_count = len(children) + len(waits)
+        tasks = [asyncio.ensure_future(self._wait(wait_id, s)) for wait_id, s in waits]
         # (a patch marker only where batching changes anything: more than one batch)
         batched = len(children) > START_BATCH and workflow.patched(BATCHED_STARTS)
         reporting = {i for earlier in order or () for i in earlier}
@@ -612,6 +612,9 @@ class ActionWorkflow:
     ) -> None:
         if after:  # S4.8: earlier calls on the same lane join first
             await workflow.wait_condition(lambda: all(self._in_lane(a) for a in after))
+            if self._data.status != "performing":
+                self._open_children -= 1
+                return  # the action ended meanwhile (cancelled, timed out): start nothing
         ancestry = [*self._input.ancestry, self._data.id]
         self._starting += 1
         try:
