@@ -153,3 +153,40 @@ async def test_twenty_identical_actions_at_once_do_the_work_once(stepped_db_env)
     with stepped_db_env.session() as session:
         rows = session.execute(sa.select(Achievement.checksum_key, Achievement.checksum)).all()
     assert [tuple(r) for r in rows] == [("Car/1/visit", stepped.checksum("Oslo"))]
+
+
+async def test_same_checksum_in_one_lane_under_another_checksum_key_queues(stepped_env):
+    """S4.3, S3.3 (the gem's "same checksum and concurrency_key but different
+    checksum_key"): two definitions in one lane with equal checksums but their own
+    checksum_keys do not share — the second queues and performs after the first —
+    while a repeat of the first shares it."""
+    Car = car_class()
+    Car.stepped_action("park", outbound=True).step(lambda car, step: None)
+    for name, miles in (("tiny_drive", 1), ("short_drive", 10)):
+        definition = Car.stepped_action(name)
+        definition.concurrency_key(lambda car: "Car/drive")
+        definition.checksum(lambda car: 1)
+        definition.checksum_key(lambda car, name=name: name)
+        definition.step(lambda car, step, miles=miles: step.do("drive", miles))
+    # tiny_drive waits on a parked car before it drives: it stays performing
+    Car.prepend_stepped_action_step("tiny_drive")(lambda car, step: step.do("park"))
+    car = stepped_env.create(Car, id=1)
+
+    tiny = await stepped.start(car, "tiny_drive")
+    await until(tiny, lambda s: s.status == "performing" and s.steps[0].actions)
+    short = await stepped.start(car, "short_drive")
+    queued = await until(short, joined)
+    again = await stepped.start(car, "tiny_drive")
+    shared = await until(again, lambda s: s.resolved_by is not None)
+
+    assert queued.status == "pending" and queued.resolved_by is None  # not shared
+    assert shared.resolved_by == tiny.id
+    assert (await stepped.lane("Car/drive")).pending == (short.id,)
+
+    assert await stepped.complete(car, "park") is True
+    results = [await h.result() for h in (tiny, short, again)]
+
+    assert [r.status for r in results] == ["succeeded"] * 3
+    assert results[1].started_at >= results[0].completed_at  # one at a time in the lane
+    assert results[2].resolved_by == tiny.id and results[2].steps == ()
+    assert stepped_env.reload(car).mileage == 1 + 10
