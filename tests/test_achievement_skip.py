@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
@@ -57,6 +58,7 @@ async def test_achieved_root_succeeds_without_anything_running(stepped_db_env):
         pass
 
 
+@pytest.mark.time_skipping
 async def test_other_checksum_is_not_skipped(stepped_db_env):
     """S3.4: only exactly the achieved checksum skips; another one performs."""
     Car = car_class()
@@ -70,6 +72,7 @@ async def test_other_checksum_is_not_skipped(stepped_db_env):
     assert stepped_db_env.reload(car).location == "Rome"
 
 
+@pytest.mark.time_skipping
 async def test_achieved_child_concludes_its_parent_step_successfully(stepped_db_env):
     """S3.4: nested, the skip concludes the parent's dependency successfully."""
     Car = car_class()
@@ -87,6 +90,7 @@ async def test_achieved_child_concludes_its_parent_step_successfully(stepped_db_
     assert [stepped_db_env.reload(c).location for c in cars] == [None, None, "Oslo"]
 
 
+@pytest.mark.time_skipping
 async def test_achieved_while_pending_is_skipped_when_its_turn_comes(stepped_db_env):
     """S3.4 checked again at perform time: the same work achieved by the action it
     waited behind is not done twice (the gem re-checks inside its lock)."""

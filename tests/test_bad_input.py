@@ -630,6 +630,7 @@ async def test_12_a_checksum_function_returning_an_object_fails_at_once_naming_i
 # -- 13. the definition changed between start and step -----------------------
 
 
+@pytest.mark.time_skipping
 async def test_13_a_step_that_no_longer_exists_fails_the_action_clearly(stepped_env):
     """A definition redefined with fewer steps while an action waits in step 0: step 1
     fails the action with a DefinitionError naming the step and the definition."""

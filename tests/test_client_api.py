@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
+import pytest
+
 import stepped_temporal as stepped
 from tests.support import car_class, until
 
@@ -106,6 +108,7 @@ async def test_later_and_now_are_generated_for_declared_actions(stepped_env):
     assert stepped_env.reload(car).location == "Rome"
 
 
+@pytest.mark.time_skipping
 async def test_describe_while_performing_and_after_completion(stepped_env):
     """S9.2: every field while performing and once final; result() equals describe()."""
     Car = car_class()
@@ -163,6 +166,7 @@ async def test_describe_while_performing_and_after_completion(stepped_env):
     assert stepped_env.reload(car).mileage == 3
 
 
+@pytest.mark.time_skipping
 async def test_cancelling_a_performing_action(stepped_env):
     """S4.6, S3.9: cancel() during a long wait → cancelled, cancelled callbacks run, lane moves."""
     Car = car_class()

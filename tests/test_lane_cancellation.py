@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from temporalio.client import WorkflowHandle
 
 import stepped_temporal as stepped
@@ -32,6 +33,7 @@ def _lane(env, key: str) -> WorkflowHandle:
     return env.client.get_workflow_handle(f"stepped-lane/{key}", result_type=LaneState)
 
 
+@pytest.mark.time_skipping
 async def test_cancelling_a_pending_action_removes_it_from_the_queue(stepped_env):
     """S4.6: cancelled, callbacks run, the performing action is unaffected."""
     Car = car_class()
@@ -54,6 +56,7 @@ async def test_cancelling_a_pending_action_removes_it_from_the_queue(stepped_env
     assert (reloaded.location, reloaded.honks) == ("Paris", 1)
 
 
+@pytest.mark.time_skipping
 async def test_cancelling_a_pending_child_fails_its_parent_step(stepped_env):
     """S4.6: the cancelled action's dependents conclude unsuccessfully."""
     Car = car_class()
@@ -106,6 +109,7 @@ async def test_cancelling_a_successor_fails_the_dependencies_it_inherited(steppe
     assert result.steps[0].actions == (state.steps[0].actions[0], successor.id)
 
 
+@pytest.mark.time_skipping
 async def test_cancelling_a_performing_action_moves_the_lane_on(stepped_env):
     """S4.6: performing → cancelled with callbacks; the next pending one performs."""
     Car = car_class()

@@ -93,6 +93,10 @@ async def big_env():
         gc.unfreeze()
 
 
+@pytest.mark.skipif(
+    SteppedTestEnvironment.default_server == "dev",
+    reason="2,000 actions in real time take minutes; the dev server's figures are in bench/",
+)
 async def test_two_thousand_actions_through_one_lane(big_env):
     """S4.7: 2,000 joins: every action final, none lost, every lane run bounded."""
     stepped_env = big_env

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 import stepped_temporal as stepped
 from tests.support import car_class, joined, performing, until
 
@@ -39,6 +41,7 @@ def _declare(Car):
     return visit
 
 
+@pytest.mark.time_skipping
 async def test_pending_root_is_superseded_by_a_newer_root(stepped_env):
     """S4.2: superseded at once, completed_at and resolved_by set, no callbacks."""
     Car = car_class()
@@ -65,6 +68,7 @@ async def test_pending_root_is_superseded_by_a_newer_root(stepped_env):
     assert (reloaded.location, reloaded.honks) == ("Berlin", 2)
 
 
+@pytest.mark.time_skipping
 async def test_nested_action_superseded_by_a_root_hands_over_its_parent_step(stepped_env):
     """S4.2: the waiting step lists both and concludes when the root successor ends."""
     Car = car_class()
@@ -98,6 +102,7 @@ async def test_nested_action_superseded_by_a_root_hands_over_its_parent_step(ste
     assert stepped_env.reload(other).location == "Prague"
 
 
+@pytest.mark.time_skipping
 async def test_root_superseded_by_a_nested_action(stepped_env):
     """S4.2: a nested candidate supersedes a pending root; the root's result names it."""
     Car = car_class()
@@ -123,6 +128,7 @@ async def test_root_superseded_by_a_nested_action(stepped_env):
     assert stepped_env.reload(other).location == "Vienna"
 
 
+@pytest.mark.time_skipping
 async def test_three_dependencies_superseded_by_one_successor_each_conclude(stepped_env):
     """S4.2: a step whose three children end superseded by one successor completes
     when it finishes — one conclusion per dependency, never a hang (the gem hangs)."""
@@ -157,6 +163,7 @@ async def test_three_dependencies_superseded_by_one_successor_each_conclude(step
     assert stepped_env.reload(other).location == children[winner].arguments[0]
 
 
+@pytest.mark.time_skipping
 async def test_successor_failure_fails_every_inherited_dependency(stepped_env):
     """S4.2, S3.14: dependents moved to a failing successor conclude unsuccessfully."""
     Car = car_class()

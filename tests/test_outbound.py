@@ -212,6 +212,7 @@ async def test_complete_of_another_name_in_the_lane_returns_false(stepped_env):
     assert (await washing.result()).status == "succeeded"
 
 
+@pytest.mark.time_skipping
 async def test_complete_of_a_performing_non_outbound_action_returns_false(stepped_env):
     """S6.2: a normal action that performs is not completed from outside."""
     Car = car_class()

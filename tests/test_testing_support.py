@@ -20,6 +20,7 @@ def test_binaries_come_from_the_installed_packages():
         assert Path(path).is_file()
 
 
+@pytest.mark.time_skipping
 async def test_perform_drains_a_tree_with_long_waits(stepped_env):
     """S10.1, S10.2: every started action reaches a final state; a day's wait is fast."""
     Car = car_class()
