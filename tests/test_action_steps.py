@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
+
 import stepped_temporal as stepped
 from tests.support import car_class
 
@@ -24,6 +26,7 @@ async def test_undeclared_public_method_runs_as_one_step(stepped_env):
     assert stepped_env.reload(car).mileage == 4
 
 
+@pytest.mark.time_skipping
 async def test_steps_fan_out_and_a_five_hour_wait_is_fast(stepped_env):
     """S3.6, S3.11, S3.12, S10.2: children and a long wait; None actors are skipped."""
     Car = car_class()

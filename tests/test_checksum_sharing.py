@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 import stepped_temporal as stepped
@@ -36,6 +37,7 @@ def _visit(Car, key: str | None = None):
     return visit
 
 
+@pytest.mark.time_skipping
 async def test_root_shares_the_performing_action(stepped_db_env):
     """S4.3: same checksum_key and checksum → shared; same status; work done once."""
     Car = car_class()
@@ -54,6 +56,7 @@ async def test_root_shares_the_performing_action(stepped_db_env):
     assert stepped_db_env.reload(car).honks == 1
 
 
+@pytest.mark.time_skipping
 async def test_sharing_a_pending_action_supersedes_nothing(stepped_db_env):
     """S4.3: the candidate shares the pending one; nothing is superseded."""
     Car = car_class()
@@ -74,6 +77,7 @@ async def test_sharing_a_pending_action_supersedes_nothing(stepped_db_env):
     assert stepped_db_env.reload(car).honks == 2
 
 
+@pytest.mark.time_skipping
 async def test_a_candidate_with_another_checksum_supersedes_as_usual(stepped_db_env):
     """S4.3 vs S4.2: a different checksum is no share: the pending one is superseded."""
     Car = car_class()
@@ -90,6 +94,7 @@ async def test_a_candidate_with_another_checksum_supersedes_as_usual(stepped_db_
     assert (await candidate.result()).status == "succeeded"
 
 
+@pytest.mark.time_skipping
 async def test_nested_candidate_shares_and_its_parent_waits_for_the_shared_action(
     stepped_db_env,
 ):
@@ -111,6 +116,7 @@ async def test_nested_candidate_shares_and_its_parent_waits_for_the_shared_actio
     assert stepped_db_env.reload(other).honks == 1
 
 
+@pytest.mark.time_skipping
 async def test_when_the_shared_action_fails_its_sharers_fail(stepped_db_env):
     """S4.3, S3.14: the sharers mirror the failure; a nested sharer fails its parent."""
     Car = car_class()
@@ -137,6 +143,7 @@ async def test_when_the_shared_action_fails_its_sharers_fail(stepped_db_env):
     assert (await parent.result()).status == "failed"
 
 
+@pytest.mark.time_skipping
 async def test_twenty_identical_actions_at_once_do_the_work_once(stepped_db_env):
     """S4.3, S3.4, S5.2: 20 starts with one checksum: all succeed, the work runs once,
     one achievement row."""
