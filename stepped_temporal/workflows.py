@@ -295,15 +295,23 @@ class ActionWorkflow:
     async def _take_turn(self) -> ActionData:
         """Wait in the lane as pending, then perform or end as the lane decides."""
         self._withdrawing = False
+
+        # The lane sends its signals concurrently, and Temporal may deliver two to us
+        # in either order: a "resolved" can overtake the "shared" it follows, so it
+        # stays in the list for `_follow` instead of being taken as a turn.
+        def turn() -> Verdict | None:
+            return next((v for v in self._verdicts if v.kind != "resolved"), None)
+
         while True:
             await workflow.wait_condition(
-                lambda: bool(self._verdicts) or (self._cancel_requested and not self._withdrawing)
+                lambda: turn() is not None or (self._cancel_requested and not self._withdrawing)
             )
-            if not self._verdicts:
+            verdict = turn()
+            if verdict is None:
                 self._withdrawing = True
                 await self._signal_lane("withdraw", LaneWithdraw(self._data.id))
                 continue
-            verdict = self._verdicts.pop(0)
+            self._verdicts.remove(verdict)
             if verdict.kind == "perform":
                 return await self._perform()
             if verdict.kind == "superseded":
