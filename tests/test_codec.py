@@ -348,6 +348,7 @@ def _towing(Car):
     return tow
 
 
+@pytest.mark.time_skipping
 async def test_history_holds_no_argument_in_clear():
     """A tree run through the codec client: right result, and every payload Temporal
     stored, in every workflow of the tree, is ciphertext without the secret."""
@@ -374,6 +375,7 @@ async def test_history_holds_no_argument_in_clear():
             await ActionHandle(env.client, ids[0]).describe()  # without the codec
 
 
+@pytest.mark.time_skipping
 async def test_lane_payloads_are_encrypted_too():
     """Two actions contending for one key start a lane workflow; its joins, state and
     results are ciphertext as well, and both actions end right."""
@@ -431,6 +433,7 @@ async def test_failure_messages_do_not_leak(handled):
             assert all(is_encrypted(f.encoded_attributes) for f in failures)
 
 
+@pytest.mark.time_skipping
 async def test_without_the_codec_the_secret_is_in_history(stepped_env):
     """The control: the same check finds the secret when nothing encrypts."""
     Car = car_class()

@@ -31,6 +31,7 @@ def _slow_action(Car, name: str, key: str | None):
     return definition
 
 
+@pytest.mark.time_skipping
 async def test_same_key_performs_one_at_a_time_across_actors_and_names(stepped_env):
     """S4.1: equal concurrency keys share a lane even across actors and action names."""
     Car = car_class()
@@ -53,6 +54,7 @@ async def test_same_key_performs_one_at_a_time_across_actors_and_names(stepped_e
     assert repaired.started_at >= washed.completed_at
 
 
+@pytest.mark.time_skipping
 async def test_different_keys_perform_at_the_same_time(stepped_env):
     """S4.1: lanes are per key: actions of different keys do not wait for each other."""
     Car = car_class()
@@ -69,6 +71,7 @@ async def test_different_keys_perform_at_the_same_time(stepped_env):
     assert results[1].started_at < results[0].completed_at
 
 
+@pytest.mark.time_skipping
 async def test_next_pending_performs_when_the_performing_one_fails(stepped_env):
     """S4.5: any final status of the performing action lets the oldest pending one perform."""
     Car = car_class()
@@ -97,6 +100,7 @@ async def test_next_pending_performs_when_the_performing_one_fails(stepped_env):
     assert stepped_env.reload(car).honks == 1
 
 
+@pytest.mark.time_skipping
 async def test_children_of_one_step_in_one_lane_take_turns(stepped_env):
     """S4.1: nested actions queue in their lane like roots; the parent waits for all."""
     Car = car_class()
@@ -140,6 +144,7 @@ async def test_an_uncontended_action_needs_no_lane_workflow(stepped_env):
         assert session.scalar(sa.select(sa.func.count()).select_from(LaneClaim)) == 0
 
 
+@pytest.mark.time_skipping
 async def test_an_empty_lane_ends_and_holds_nothing(stepped_env):
     """S4.5: once idle past its linger, the lane workflow completes; a later join restarts it."""
     Car = car_class()

@@ -21,6 +21,7 @@ from stepped_temporal.workflows import ActionWorkflow
 from tests.support import car_class
 
 
+@pytest.mark.time_skipping
 async def test_histories_of_a_tree_replay(stepped_env):
     Car = car_class()
     tour = Car.stepped_action("tour")

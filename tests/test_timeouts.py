@@ -33,6 +33,7 @@ def _change_location(Car, timeout):
     [(timedelta(seconds=5), 5.0), (5, 5.0), (2.5, 2.5), (timedelta(days=3), 259200.0)],
     ids=["timedelta", "int", "float", "three-days"],
 )
+@pytest.mark.time_skipping
 async def test_outbound_action_times_out(stepped_env, timeout, seconds):
     """S7.1, S10.2: never completed → timed_out after `timeout`, only the timed_out
     callback runs; result.timeout holds the seconds; it takes well under 5 s of
@@ -57,6 +58,7 @@ async def test_outbound_action_times_out(stepped_env, timeout, seconds):
     assert elapsed < 5
 
 
+@pytest.mark.time_skipping
 async def test_timeout_named_by_an_actor_method(stepped_env):
     """S7.1: `timeout="method"` calls the actor's method; its value is the timeout."""
     Car = car_class()
@@ -72,6 +74,7 @@ async def test_timeout_named_by_an_actor_method(stepped_env):
     assert stepped_env.reload(car).location == "timed_out"
 
 
+@pytest.mark.time_skipping
 async def test_action_completed_in_time_is_not_timed_out(stepped_env):
     """S7.1: completed before the timeout → that status; no timed_out callback runs,
     and waiting past the timeout changes nothing."""
@@ -95,6 +98,7 @@ async def test_action_completed_in_time_is_not_timed_out(stepped_env):
     assert stepped_env.reload(car).location == "succeeded"
 
 
+@pytest.mark.time_skipping
 async def test_a_normal_action_with_long_work_times_out(stepped_env):
     """S7.1: a non-outbound action whose step waits longer than its timeout is
     timed_out; its later steps never run."""
@@ -113,6 +117,7 @@ async def test_a_normal_action_with_long_work_times_out(stepped_env):
     assert (reloaded.honks, reloaded.location) == (0, "timed_out")
 
 
+@pytest.mark.time_skipping
 async def test_the_clock_starts_when_the_action_performs(stepped_env):
     """S7.1: pending behind another action in its lane for longer than its timeout,
     the action still performs and succeeds, since its own work is short."""

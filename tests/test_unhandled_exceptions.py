@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 import stepped_temporal as stepped
 from stepped_temporal.testing import handle_stepped_action_exceptions
 from tests.support import car_class, until
@@ -34,6 +36,7 @@ def _flaky(Car, attempts: int = 4, interval: timedelta = timedelta(milliseconds=
     return flaky
 
 
+@pytest.mark.time_skipping
 async def test_unhandled_step_exception_is_retried_then_fails(stepped_env):
     """S8.2, S8.3: KeyError is not in `only`: after the first attempt the action still
     performs, waiting for its retry (a minute: time stands still until a result is
