@@ -37,14 +37,11 @@ class TimeSkippingGate:
         self._waiting = 0
         self._lock = asyncio.Lock()
 
-    def _enabled(self) -> bool:
-        # `WorkflowEnvironment.auto_time_skipping_disabled()` clears this flag
-        return bool(getattr(self._environment(), "_auto_time_skipping", True))
-
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[None]:
         environment = self._environment()
-        if environment is None or not self._enabled():
+        # `WorkflowEnvironment.auto_time_skipping_disabled()` clears `_auto_time_skipping`
+        if environment is None or not getattr(environment, "_auto_time_skipping", True):
             yield
             return
         service = environment.client.test_service
