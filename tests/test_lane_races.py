@@ -16,12 +16,11 @@ import pytest_asyncio
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import stepped_temporal as stepped
-from stepped_temporal.lanes import LaneWorkflow
-from stepped_temporal.messages import (
+from stepped_temporal.lane_messages import (
     Conclusion,
-    Dependency,
     Forward,
     LaneJoin,
     LaneRelease,
@@ -29,7 +28,14 @@ from stepped_temporal.messages import (
     LaneWithdraw,
     Verdict,
 )
+from stepped_temporal.lanes import LaneWorkflow
+from stepped_temporal.messages import Dependency
+from stepped_temporal.worker import PASSTHROUGH
 from tests.support import car_class, joined, performing, until, until_true
+
+_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+)
 
 
 @workflow.defn(name="LaneProbe")
@@ -96,12 +102,20 @@ class Lane:
         No cache, so no sticky queue: the next worker picks up where this one left.
         """
         return Worker(
-            self.client, task_queue=self.queue, workflows=[LaneWorkflow], max_cached_workflows=0
+            self.client,
+            task_queue=self.queue,
+            workflows=[LaneWorkflow],
+            max_cached_workflows=0,
+            # as create_worker runs it: without a cache, a sandbox that re-imports the
+            # package (and SQLAlchemy) on every task made one task take seconds
+            workflow_runner=_RUNNER,
         )
 
     def probe_worker(self) -> Worker:
         """The probes' worker, running for the whole test."""
-        return Worker(self.client, task_queue=self.probe_queue, workflows=[Probe])
+        return Worker(
+            self.client, task_queue=self.probe_queue, workflows=[Probe], workflow_runner=_RUNNER
+        )
 
     async def heard(self, name: str, count: int) -> list[str]:
         probe = self.probes[name]
