@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 import stepped_temporal as stepped
-from stepped_temporal import cli, config
+from stepped_temporal import cli, cli_setup, config
 from stepped_temporal.codec import EncryptionCodec, data_converter, is_encrypted
 from stepped_temporal.testing import SteppedTestEnvironment
 from tests.support import car_class
@@ -82,26 +82,26 @@ def _arguments(*argv: str) -> argparse.Namespace:
 def test_the_cli_codec_follows_the_environment(monkeypatch):
     monkeypatch.delenv("STEPPED_CODEC_KEY", raising=False)
     monkeypatch.delenv("STEPPED_CODEC_KEYS", raising=False)
-    assert cli.codec_converter(_arguments("worker", "--app", "m")) is None
-    with pytest.raises(cli.CommandError, match=r"^STEPPED_CODEC_KEY is not set") as caught:
-        cli.codec_converter(_arguments("worker", "--app", "m", "--codec"))
-    assert caught.value.status == cli.EXIT_USAGE
+    assert cli_setup.codec_converter(_arguments("worker", "--app", "m")) is None
+    with pytest.raises(cli_setup.CommandError, match=r"^STEPPED_CODEC_KEY is not set") as caught:
+        cli_setup.codec_converter(_arguments("worker", "--app", "m", "--codec"))
+    assert caught.value.status == cli_setup.EXIT_USAGE
 
     monkeypatch.setenv("STEPPED_CODEC_KEY", KEY)
     for argv in (["worker", "--app", "m"], ["dev", "--app", "m"], ["tree", "Car/1/x/y"]):
-        converter = cli.codec_converter(_arguments(*argv))
+        converter = cli_setup.codec_converter(_arguments(*argv))
         assert isinstance(converter.payload_codec, EncryptionCodec), argv
-        assert cli._codec_note(converter) == (
+        assert cli_setup.codec_note(converter) == (
             f", payloads encrypted (key id {converter.payload_codec.key_id})"
         )
-    assert cli.codec_converter(_arguments("worker", "--app", "m", "--no-codec")) is None
-    assert cli._codec_note(None) == cli._codec_note(DataConverter.default) == ""
+    assert cli_setup.codec_converter(_arguments("worker", "--app", "m", "--no-codec")) is None
+    assert cli_setup.codec_note(None) == cli_setup.codec_note(DataConverter.default) == ""
 
 
 def test_a_malformed_key_is_one_line_naming_the_variable(monkeypatch):
     monkeypatch.setenv("STEPPED_CODEC_KEY", "hunter2-not-a-key")
-    with pytest.raises(cli.CommandError) as caught:
-        cli.codec_converter(_arguments("worker", "--app", "m"))
+    with pytest.raises(cli_setup.CommandError) as caught:
+        cli_setup.codec_converter(_arguments("worker", "--app", "m"))
     message = str(caught.value)
     assert message.startswith("STEPPED_CODEC_KEY ") and "\n" not in message
     assert "hunter2" not in message
@@ -124,9 +124,11 @@ async def test_tree_reads_encrypted_actions_with_the_key_only(monkeypatch, capsy
         assert "succeeded" in printed and "change_location" in printed
 
         monkeypatch.delenv("STEPPED_CODEC_KEY")
-        with pytest.raises(cli.CommandError, match="encrypted payloads: set STEPPED_CODEC_KEY"):
+        with pytest.raises(
+            cli_setup.CommandError, match="encrypted payloads: set STEPPED_CODEC_KEY"
+        ):
             await cli.run_tree(_arguments(*argv))
 
         monkeypatch.setenv("STEPPED_CODEC_KEY", OTHER_KEY)
-        with pytest.raises(cli.CommandError, match="no configured key"):
+        with pytest.raises(cli_setup.CommandError, match="no configured key"):
             await cli.run_tree(_arguments(*argv))
