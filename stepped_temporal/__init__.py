@@ -2,7 +2,8 @@
 
 Declare actions on models (`Actor.stepped_action`), start them
 (`start`, `run`, ``<name>_later``, ``<name>_now``), and run a worker
-(`create_worker`). See SEMANTICS.md for the rules, API.md for the names.
+(`create_worker`). The rules are SEMANTICS.md S1-S10, the names API.md;
+`docs/architecture.md` shows where each rule lives.
 """
 
 from temporalio.common import RetryPolicy

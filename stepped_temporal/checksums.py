@@ -6,6 +6,8 @@ import hashlib
 import json
 from typing import Any
 
+from .arguments import to_json_value
+
 
 def checksum(value: Any) -> str | None:
     """SHA-256 hex digest of the compact JSON of `value`, or None for None.
@@ -20,6 +22,4 @@ def checksum(value: Any) -> str | None:
 
 
 def _json_default(value: Any) -> Any:
-    from .arguments import to_json_value
-
     return to_json_value(value)

@@ -13,18 +13,19 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import outbound, time_skipping
-from .activities import achieved_before_start, heartbeat_seconds
-from .actors import Actor, actor_ref
+from . import time_skipping
+from .action_keys import achieved_before_start
 from .arguments import encode_arguments
-from .config import get_client, read_session, settings
+from .config import get_client, heartbeat_seconds, read_session, settings
 from .definitions import resolve_definition
 from .errors import ArgumentTypeError
 from .keys import tenancy_key
 from .messages import ActionData, ActionInput, Prepared
+from .registry import ActorBase, actor_ref
 from .results import ActionResult, ActionState
 from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, summary
 from .status import completion_status
+from .store import outbound
 from .workflows import ACTION_WORKFLOW
 
 #: Called with the handle of each started root action (the test environment listens).
@@ -144,7 +145,7 @@ def action_handle(action_id: str, client: Client | None = None) -> ActionHandle:
     return ActionHandle(client, action_id)
 
 
-async def start(actor: Actor, name: str, *arguments: Any) -> ActionHandle:
+async def start(actor: ActorBase, name: str, *arguments: Any) -> ActionHandle:
     """Start action `name` on `actor` with `arguments`; return once durably started."""
     type_name, actor_id = actor_ref(actor)
     if not isinstance(name, str):
@@ -220,13 +221,13 @@ async def _search_attributes_enabled(client: Client) -> bool:
     return known
 
 
-async def run(actor: Actor, name: str, *arguments: Any) -> ActionResult:
+async def run(actor: ActorBase, name: str, *arguments: Any) -> ActionResult:
     """Start action `name` and wait for its final result."""
     handle = await start(actor, name, *arguments)
     return await handle.result()
 
 
-async def complete(actor: Actor, name: str, status: str = "succeeded") -> bool:
+async def complete(actor: ActorBase, name: str, status: str = "succeeded") -> bool:
     """Complete the performing outbound action `name` of `actor` (S6.1-S6.3).
 
     Returns True when this call completed it; False when there is none — also

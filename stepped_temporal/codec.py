@@ -1,4 +1,4 @@
-"""Encryption at rest: a payload codec that encrypts every Temporal payload.
+"""Encryption at rest: a payload codec that encrypts every Temporal payload (S1.5).
 
 Stepped's arguments, results, step states, lane messages and the Web UI
 summary line all travel as Temporal payloads; with this codec on the client

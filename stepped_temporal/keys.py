@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: lane workflow ids are this prefix and the concurrency key (S4)
+LANE_PREFIX = "stepped-lane/"
+
 
 def actor_label(actor_type: str, actor_id: Any) -> str:
     """``Car/7``: an actor's type name and id (a composite id joined with "/")."""
@@ -44,3 +47,8 @@ def join_order(keys: list[str | None]) -> list[list[int]] | None:
         order.append([max(candidates)] if candidates else [])
         last_by_key[key] = index
     return order if any(order) else None
+
+
+def lane_id(concurrency_key: str) -> str:
+    """The lane workflow id of a concurrency key."""
+    return LANE_PREFIX + concurrency_key

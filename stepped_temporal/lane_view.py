@@ -1,7 +1,7 @@
 """`stepped_temporal.lane(key)`: what a lane is doing (S9.5).
 
 A key nobody contends has no lane workflow: its holder is the row in
-`stepped_lane_claims` (claims.py). Once contended, the lane workflow
+`stepped_lane_claims` (store/claims.py). Once contended, the lane workflow
 (`stepped-lane/<key>`) owns the key and answers its `state` query — also
 after it ended idle, when it reports nothing performing and nothing pending,
 with the handovers it made last.
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import claims
-from .activities import lane_id
 from .config import get_client, read_session
-from .messages import LaneState as LaneRun
+from .keys import lane_id
+from .lane_messages import LaneState as LaneRun
+from .store import claims
 
 __all__ = ["LaneHandover", "LaneState", "lane"]
 

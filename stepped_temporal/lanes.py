@@ -25,9 +25,8 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from . import timers
-    from .messages import (
+    from .lane_messages import (
         Conclusion,
-        ErrorData,
         Forward,
         Handover,
         LaneEntry,
@@ -38,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Outgoing,
         Verdict,
     )
+    from .messages import ErrorData
 
 LANE_WORKFLOW = "SteppedLane"
 #: how many ids of departed actions a lane remembers to ignore repeated joins
@@ -70,7 +70,7 @@ class LaneWorkflow:
             return  # a retried join activity delivers the same candidate again
         holder = join.holder
         if holder is not None and state.performing is None and not self._known(holder.action_id):
-            # The key's claim holder performs without us (claims.py): it is the
+            # The key's claim holder performs without us (store/claims.py): it is the
             # performing action from now on, and releases to us. The verdict tells
             # it so — and if it already closed, the failed send frees the lane.
             state.performing = LaneEntry(

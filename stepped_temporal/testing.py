@@ -27,12 +27,13 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from . import actors, client, config, search_attributes, time_skipping
-from .actors import Actor, actor_ref, is_mapped, registered_actor_classes
+from . import client, config, registry, search_attributes, time_skipping
+from .actors import Actor
 from .binaries import dev_server_path, test_server_path
 from .client import ActionHandle, SettledActionHandle
 from .errors import SteppedError
 from .keys import tenancy_key
+from .registry import actor_ref, is_mapped, registered_actor_classes
 from .results import ActionState
 from .worker import create_worker
 
@@ -106,7 +107,7 @@ class SteppedTestEnvironment:
         if server not in SERVERS:
             raise ValueError(f"server must be 'time-skipping' or 'dev', not {server!r}")
         saved_settings = config.settings()
-        saved_registry = dict(actors._registry)
+        saved_registry = dict(registry._registry)
         with tempfile.TemporaryDirectory(prefix="stepped-test-") as folder:
             url = database_url or f"sqlite:///{Path(folder) / 'stepped.db'}"
             engine = config.create_engine(url)
@@ -146,8 +147,8 @@ class SteppedTestEnvironment:
                     client.start_listeners.remove(env._on_start)
                 config.reset()
                 config.configure(**_settings_kwargs(saved_settings))
-                actors._registry.clear()
-                actors._registry.update(saved_registry)
+                registry._registry.clear()
+                registry._registry.update(saved_registry)
                 await workflow_environment.shutdown()
                 engine.dispose()
 
@@ -177,7 +178,7 @@ class SteppedTestEnvironment:
         """The actor as the database holds it now."""
         type_name, actor_id = actor_ref(actor)
         with self.session() as session:
-            return actors.load_actor(session, type_name, actor_id)  # type: ignore[return-value]
+            return registry.load_actor(session, type_name, actor_id)  # type: ignore[return-value]
 
     # -- actions -----------------------------------------------------------
     async def perform_stepped_actions(self, *, timeout: float = 60.0) -> list[ActionState]:
@@ -243,7 +244,7 @@ class SteppedTestEnvironment:
     async def complete(self, action: ActionState, status: str = "succeeded") -> bool:
         """`stepped.complete()` for an action's actor and name, loading the actor."""
         with self.session() as session:
-            actor = actors.load_actor(session, action.actor_type, action.actor_id)
+            actor = registry.load_actor(session, action.actor_type, action.actor_id)
         return await client.complete(actor, action.name, status)
 
     async def actions(self) -> list[ActionState]:
@@ -280,7 +281,8 @@ class SteppedTestEnvironment:
 
 def _actor_classes(item: type[Actor] | ModuleType) -> list[type[Actor]]:
     if isinstance(item, ModuleType):
-        return [c for c in registered_actor_classes() if c.__module__ == item.__name__]
+        registered = registered_actor_classes()
+        return [c for c in registered if issubclass(c, Actor) and c.__module__ == item.__name__]
     return [item]
 
 

@@ -1,4 +1,4 @@
-"""Action trees for people: collect an action and its descendants, print them."""
+"""Action trees for people: collect an action and its descendants, print them (S9.2)."""
 
 from __future__ import annotations
 

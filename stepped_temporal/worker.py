@@ -1,4 +1,4 @@
-"""`create_worker()`: a Temporal worker with every Stepped workflow and activity."""
+"""`create_worker()`: a Temporal worker with every Stepped workflow and activity (S10.3)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from . import achievements, records
 from .activities import ALL_ACTIVITIES, set_executor
 from .config import get_engine, settings
 from .errors import NotConfigured
 from .lanes import LaneWorkflow
+from .store import create_tables, records
 from .workflows import ActionWorkflow
 
 #: Workflow code only uses the standard library and `messages`; passing the
@@ -36,9 +36,9 @@ def create_worker(**kwargs: Any) -> Worker:
         raise NotConfigured(
             "create_worker() needs a connected client: stepped_temporal.configure(client=...)"
         )
-    achievements.create_tables(get_engine())
+    create_tables(get_engine())
     with Session(get_engine()) as session, session.begin():
-        # records only matter while an activity may be retried (records.py)
+        # records only matter while an activity may be retried (store/records.py)
         records.prune(session, RECORDS_KEPT)
     slots = kwargs.setdefault("max_concurrent_activities", 100)
     set_executor(ThreadPoolExecutor(max_workers=slots, thread_name_prefix="stepped-activity"))

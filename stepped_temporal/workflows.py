@@ -30,29 +30,25 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from . import timers
     from .keys import tenancy_key
+    from .lane_messages import Conclusion, Forward, LaneRelease, LaneWithdraw, Verdict
     from .messages import (
         PAYLOAD_VERSION,
         ActionContext,
         ActionData,
         ActionInput,
         ChildIntent,
-        Conclusion,
         Dependency,
         ErrorData,
         FinishInput,
         FinishOutcome,
-        Forward,
         JobInput,
         JobOutcome,
-        LaneRelease,
-        LaneWithdraw,
         Prepared,
         PrepareInput,
         RetryData,
         StepData,
         StepInput,
         StepOutcome,
-        Verdict,
     )
     from .search_attributes import (
         CONCURRENCY_KEY,

@@ -14,8 +14,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 import stepped_temporal as stepped
 from stepped_temporal.achievements import Achievement, grant
-from stepped_temporal.activities import lane_id
-from stepped_temporal.claims import LaneClaim
+from stepped_temporal.keys import lane_id
+from stepped_temporal.store import LaneClaim
 from tests.support import car_class, performing, until
 
 

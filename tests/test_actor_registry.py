@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session
 
 import stepped_temporal as stepped
-from stepped_temporal import actors
+from stepped_temporal import registry
 from stepped_temporal.config import settings
 from stepped_temporal.messages import ActionData, ActionInput
 from tests.support import car_class
@@ -19,10 +19,10 @@ from tests.support import car_class
 @pytest.fixture
 def saved_registry():
     """Forget the actor classes a sync test registers (no stepped_env to do it)."""
-    saved = dict(actors._registry)
+    saved = dict(registry._registry)
     yield
-    actors._registry.clear()
-    actors._registry.update(saved)
+    registry._registry.clear()
+    registry._registry.update(saved)
 
 
 def _lorry_class(step_name: str) -> type:
@@ -163,8 +163,8 @@ async def test_stepped_name_sets_the_type_name(stepped_env):
         def honk(self) -> None:
             self.honks += 1
 
-    assert actors.actor_class("Vehicle") is Automobile
-    assert "Automobile" not in actors._registry
+    assert registry.actor_class("Vehicle") is Automobile
+    assert "Automobile" not in registry._registry
     car = stepped_env.create(Automobile, id=3)
 
     handle = await stepped.start(car, "honk")
@@ -184,10 +184,10 @@ def test_type_name_defaults_to_the_class_name(saved_registry):
     class Widget(stepped.Actor):
         __stepped_name__ = "test_actor_registry.Widget"
 
-    assert actors.actor_type_name(Gadget) == "Gadget"
-    assert actors.actor_class("Gadget") is Gadget
-    assert actors.actor_type_name(Widget) == "test_actor_registry.Widget"
-    assert actors.actor_class("test_actor_registry.Widget") is Widget
+    assert registry.actor_type_name(Gadget) == "Gadget"
+    assert registry.actor_class("Gadget") is Gadget
+    assert registry.actor_type_name(Widget) == "test_actor_registry.Widget"
+    assert registry.actor_class("test_actor_registry.Widget") is Widget
 
 
 def test_a_taken_type_name_raises(saved_registry):
@@ -202,7 +202,7 @@ def test_a_taken_type_name_raises(saved_registry):
             __stepped_name__ = "test_actor_registry.Taken"
 
     assert "Second" in str(info.value) and "First" in str(info.value)
-    assert actors.actor_class("test_actor_registry.Taken") is First
+    assert registry.actor_class("test_actor_registry.Taken") is First
 
 
 def test_a_taken_name_raises_for_mapped_models_too(saved_registry):
@@ -223,8 +223,8 @@ def test_a_taken_name_raises_for_mapped_models_too(saved_registry):
         __stepped_name__ = "test_actor_registry.OtherCar"
         id: Mapped[int] = mapped_column(primary_key=True)
 
-    assert actors.actor_class("Car") is Car
-    assert actors.actor_class("test_actor_registry.OtherCar") is OtherCar
+    assert registry.actor_class("Car") is Car
+    assert registry.actor_class("test_actor_registry.OtherCar") is OtherCar
 
 
 async def test_same_module_and_qualname_replaces_with_its_definitions(stepped_env):
@@ -233,7 +233,7 @@ async def test_same_module_and_qualname_replaces_with_its_definitions(stepped_en
     New = _lorry_class("travel")
 
     assert New is not Old
-    assert actors.actor_class("Lorry") is New
+    assert registry.actor_class("Lorry") is New
     assert New.stepped_definition("haul") is not Old.stepped_definition("haul")
     lorry = stepped_env.create(New, id=1)
 

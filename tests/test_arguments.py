@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import stepped_temporal as stepped
-from stepped_temporal import actors
+from stepped_temporal import registry
 from stepped_temporal.arguments import (
     actor_refs,
     decode_arguments,
@@ -36,10 +36,10 @@ RICH = [
 @pytest.fixture
 def saved_registry():
     """Forget the actor classes a sync test registers (no stepped_env to do it)."""
-    saved = dict(actors._registry)
+    saved = dict(registry._registry)
     yield
-    actors._registry.clear()
-    actors._registry.update(saved)
+    registry._registry.clear()
+    registry._registry.update(saved)
 
 
 def _assert_same(got: Any, expected: Any, path: str = "") -> None:

@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import stepped_temporal
 import stepped_temporal as stepped
-from stepped_temporal import actors
+from stepped_temporal import registry
 from stepped_temporal.binaries import dev_server_path
 
 COMMAND = shutil.which("stepped-temporal") or str(Path(sys.executable).parent / "stepped-temporal")
@@ -79,7 +79,7 @@ def app(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
 @contextmanager
 def loaded_app(folder: Path, url: str) -> Iterator[tuple[ModuleType, sa.Engine]]:
     """myapp imported into this process with its table created; registry, config restored."""
-    saved_registry = dict(actors._registry)
+    saved_registry = dict(registry._registry)
     engine = stepped_temporal.config.create_engine(url)
     try:
         spec = importlib.util.spec_from_file_location("myapp", folder / "myapp.py")
@@ -97,8 +97,8 @@ def loaded_app(folder: Path, url: str) -> Iterator[tuple[ModuleType, sa.Engine]]
             configured.dispose()
         stepped_temporal.config.reset()
         sys.modules.pop("myapp", None)
-        actors._registry.clear()
-        actors._registry.update(saved_registry)
+        registry._registry.clear()
+        registry._registry.update(saved_registry)
         engine.dispose()
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import stepped_temporal as stepped
-from stepped_temporal import actors
+from stepped_temporal import registry
 from tests.support import car_class
 
 STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
@@ -18,10 +18,10 @@ STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 @pytest.fixture
 def saved_registry():
     """Forget the actor classes a sync test registers (no stepped_env to do it)."""
-    saved = dict(actors._registry)
+    saved = dict(registry._registry)
     yield
-    actors._registry.clear()
-    actors._registry.update(saved)
+    registry._registry.clear()
+    registry._registry.update(saved)
 
 
 def car_and_truck() -> tuple[type, type]:

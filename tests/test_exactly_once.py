@@ -1,4 +1,4 @@
-"""Exactly-once effects (records.py): an activity whose transaction committed but
+"""Exactly-once effects (store/records.py): an activity whose transaction committed but
 whose completion Temporal never heard of is retried — and returns the recorded
 outcome instead of running the user code again. Also: the idempotency keys
 handed to user code, and database outages retried rather than failing actions.
@@ -24,8 +24,7 @@ from temporalio.worker import (
 )
 
 import stepped_temporal as stepped
-from stepped_temporal.claims import LaneClaim
-from stepped_temporal.records import StepRecord
+from stepped_temporal.store import LaneClaim, StepRecord
 from stepped_temporal.testing import SteppedTestEnvironment, handle_stepped_action_exceptions
 from tests.databases import postgres_schema, postgres_unreachable
 from tests.support import achievement, car_class

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowHandle
 
 import stepped_temporal as stepped
-from stepped_temporal.messages import LaneState
+from stepped_temporal.lane_messages import LaneState
 from tests.support import car_class, first_child, joined, performing, until
 
 

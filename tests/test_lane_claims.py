@@ -1,4 +1,4 @@
-"""Claims (claims.py): an uncontended key needs no lane workflow; the first
+"""Claims (store/claims.py): an uncontended key needs no lane workflow; the first
 contender starts the lane, which adopts the claim holder — S4 holds throughout,
 on SQLite and PostgreSQL. And an achieved start needs no activity (S3.4)."""
 
@@ -12,8 +12,8 @@ from temporalio.api.enums.v1 import EventType
 
 import stepped_temporal as stepped
 from stepped_temporal.achievements import Achievement
-from stepped_temporal.claims import LaneClaim
-from stepped_temporal.messages import LaneState
+from stepped_temporal.lane_messages import LaneState
+from stepped_temporal.store import LaneClaim
 from tests.support import car_class, first_child, grant, joined, performing, until
 
 
@@ -219,7 +219,8 @@ def test_a_retried_prepare_of_the_holder_keeps_its_claim_on_a_contended_key(tmp_
     clears the row's holder — else the row names it forever."""
     from sqlalchemy.orm import Session
 
-    from stepped_temporal import achievements, claims, config
+    from stepped_temporal import achievements, config
+    from stepped_temporal.store import claims
 
     engine = config.create_engine(f"sqlite:///{tmp_path / 'claims.db'}")
     achievements.create_tables(engine)

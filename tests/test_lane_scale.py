@@ -12,8 +12,8 @@ import pytest
 from temporalio.client import Client
 
 import stepped_temporal as stepped
+from stepped_temporal.lane_messages import LaneState
 from stepped_temporal.lanes import HISTORY_LIMIT
-from stepped_temporal.messages import LaneState
 from stepped_temporal.testing import SteppedTestEnvironment
 from tests.support import car_class
 
@@ -116,7 +116,7 @@ async def test_two_thousand_actions_through_one_lane(big_env):
     final = await stepped_env.client.get_workflow_handle(lane_id).query(
         "state", result_type=LaneState
     )
-    # the lane grants every performer but those that held the key by claim (claims.py)
+    # the lane grants every performer but those that held the key by claim (store/claims.py)
     joins = await _join_order(stepped_env.client, lane_id)
     assert len(joins) == len(set(joins)), "a join was delivered twice"
     claimed = {r.id for r in results} - set(joins)

@@ -10,8 +10,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 import stepped_temporal as stepped
-from stepped_temporal.claims import LaneClaim
-from stepped_temporal.messages import LaneState
+from stepped_temporal.lane_messages import LaneState
+from stepped_temporal.store import LaneClaim
 from tests.support import car_class, performing, until
 
 

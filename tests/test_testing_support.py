@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import stepped_temporal as stepped
-from stepped_temporal import actors, binaries, config
+from stepped_temporal import binaries, config, registry
 from stepped_temporal.testing import SteppedTestEnvironment, handle_stepped_action_exceptions
 from tests.support import car_class
 
@@ -62,18 +62,18 @@ async def test_environment_outside_pytest_fixtures_restores_everything():
     """S10.1: `async with SteppedTestEnvironment.start(app=[...])` creates tables, forgets
     actor classes registered inside, and restores the configuration."""
     Car = car_class()
-    registered = dict(actors._registry)
+    registered = dict(registry._registry)
     settings = config.settings()
     async with SteppedTestEnvironment.start(app=[Car]) as env:
 
         class Bike(stepped.Actor):
             pass
 
-        assert actors.actor_class("Bike") is Bike
+        assert registry.actor_class("Bike") is Bike
         assert config.settings().client is env.client
         with env.session() as session, session.begin():
             session.add(Car(id=9))
         result = await stepped.run(env.reload(Car(id=9)), "honk")
         assert result.status == "succeeded" and env.reload(Car(id=9)).honks == 1
-    assert actors._registry == registered and "Bike" not in actors._registry
+    assert registry._registry == registered and "Bike" not in registry._registry
     assert config.settings() == settings

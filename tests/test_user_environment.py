@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
 
 import stepped_temporal as stepped
-from stepped_temporal import actors, binaries, config, time_skipping
+from stepped_temporal import binaries, config, registry, time_skipping
 from stepped_temporal.testing import SteppedTestEnvironment, _settings_kwargs
 from tests.support import car_class
 
@@ -46,7 +46,7 @@ async def temporal(tmp_path) -> AsyncIterator[WorkflowEnvironment]:
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=binaries.test_server_path()
         )
-    saved, registry = config.settings(), dict(actors._registry)
+    saved, registered = config.settings(), dict(registry._registry)
     config.reset()
     stepped.configure(
         client=env.client,
@@ -60,8 +60,8 @@ async def temporal(tmp_path) -> AsyncIterator[WorkflowEnvironment]:
         config.settings().engine.dispose()  # type: ignore[union-attr]
         config.reset()
         config.configure(**_settings_kwargs(saved))
-        actors._registry.clear()
-        actors._registry.update(registry)
+        registry._registry.clear()
+        registry._registry.update(registered)
         await env.shutdown()
 
 

@@ -1,4 +1,5 @@
-"""The `stepped_lane_claims` table: a lane nobody contends needs no lane workflow.
+"""Lane claims on `stepped_lane_claims` (S4.1, S4.4, S9.5): a lane nobody contends needs no
+lane workflow.
 
 Most keys never see two actions at once (a fan-out over a hundred cars has a
 hundred keys), and a lane workflow costs each of them a workflow start, two
@@ -32,23 +33,12 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from .achievements import SteppedBase
-from .messages import LaneHolder
+from ..lane_messages import LaneHolder
+from .schema import LaneClaim
 
-
-class LaneClaim(SteppedBase):
-    """Who holds an uncontended concurrency key, or that a lane workflow owns it."""
-
-    __tablename__ = "stepped_lane_claims"
-
-    concurrency_key: Mapped[str] = mapped_column(sa.String(1024), primary_key=True)
-    holder: Mapped[str | None] = mapped_column(sa.String(1100), nullable=True)
-    holder_checksum_key: Mapped[str | None] = mapped_column(sa.String(1024), nullable=True)
-    holder_checksum: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
-    contended: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    claimed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+__all__ = ["Claim", "claim", "holder", "release"]
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from .achievements import SteppedBase, upsert
+from .schema import OutboundPerformance
+from .sessions import upsert
 
-
-class OutboundPerformance(SteppedBase):
-    """The latest outbound action that started performing for a tenancy key."""
-
-    __tablename__ = "stepped_outbound_performances"
-
-    tenancy_key: Mapped[str] = mapped_column(sa.String(1024), primary_key=True)
-    action_id: Mapped[str] = mapped_column(sa.String(1100))
-    started_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+__all__ = ["find", "record"]
 
 
 def record(session: Session, tenancy_key: str, action_id: str) -> None:

@@ -1,4 +1,4 @@
-"""The `stepped_step_records` table: exactly-once effects of user code (S1.4).
+"""Step records on `stepped_step_records`: exactly-once effects of user code (S1.4).
 
 Temporal runs an activity at least once: a worker that dies after a step's
 transaction committed, but before Temporal heard the activity complete, runs
@@ -20,25 +20,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import JSONPlainPayloadConverter
 
-from .achievements import SteppedBase
+from .schema import StepRecord
+
+__all__ = ["find", "prune", "record", "record_key"]
 
 T = TypeVar("T")
 _json = JSONPlainPayloadConverter()
-
-
-class StepRecord(SteppedBase):
-    """The outcome of one committed unit of user code."""
-
-    __tablename__ = "stepped_step_records"
-
-    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
-    action_id: Mapped[str] = mapped_column(sa.String(1100))
-    outcome: Mapped[str] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
 
 
 def record_key(run_id: str, unit: str) -> str:

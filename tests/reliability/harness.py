@@ -31,8 +31,8 @@ from temporalio.service import RPCError
 import stepped_temporal as stepped
 from stepped_temporal import config
 from stepped_temporal.binaries import dev_server_path
+from stepped_temporal.lane_messages import LaneState
 from stepped_temporal.lanes import LANE_WORKFLOW
-from stepped_temporal.messages import LaneState
 from stepped_temporal.results import ActionState
 from stepped_temporal.search_attributes import SEARCH_ATTRIBUTES
 from stepped_temporal.trees import TreeNode, collect_tree

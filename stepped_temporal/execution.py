@@ -1,0 +1,152 @@
+"""How an activity runs its unit of work: a thread, heartbeats, database outages (S1.4, S8.2).
+
+User code and SQL are synchronous, so each unit runs in a thread pool sized to
+the worker's activity slots, heartbeating while it runs so a dead worker is
+noticed within the heartbeat timeout. A database that is unavailable for a
+moment (connection refused or lost, lock timeout) is waited out inside the
+attempt — every unit is a transaction that rolled back, and its record makes a
+committed one return its outcome — before Temporal retries the activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import activity
+
+from .messages import ErrorData
+from .store import is_transient, records
+
+__all__ = [
+    "OUTAGE_PATIENCE",
+    "attempt",
+    "error_data",
+    "in_thread",
+    "set_executor",
+    "stamp",
+    "unit_key",
+]
+
+log = logging.getLogger("stepped_temporal")
+T = TypeVar("T")
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def set_executor(executor: ThreadPoolExecutor) -> None:
+    """Use `executor` for user code (create_worker sizes it to the activity slots)."""
+    global _executor
+    _executor = executor
+
+
+async def in_thread(fn: Callable[[], T], details: list[Any] | None = None) -> T:
+    """Run `fn` (sync user code and SQL) in the thread pool, heartbeating meanwhile
+    when the activity has a heartbeat timeout — so a worker that dies is noticed
+    within that timeout, not the start-to-close one. Each heartbeat carries what
+    `details` holds then (`fn` may fill it: see `prepare`)."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stepped")
+    context = contextvars.copy_context()
+    context.run(_entered.set, datetime.now(UTC))
+    future = asyncio.get_running_loop().run_in_executor(
+        _executor, context.run, _riding_out_outages, fn
+    )
+    timeout = activity.info().heartbeat_timeout
+    if not timeout:
+        return await future
+    interval = max(timeout.total_seconds() / 3, 0.1)
+    try:
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=interval)
+            if done:
+                return future.result()
+            activity.heartbeat(*(details or ()))
+    except asyncio.CancelledError:
+        # Cancelled (the action ended meanwhile): the thread cannot be stopped, so
+        # keep the slot until it is done, then report the cancellation.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(future)
+        raise
+
+
+#: when the running activity began, on this machine's clock (see `stamp`)
+_entered: contextvars.ContextVar[datetime] = contextvars.ContextVar("stepped_entered")
+
+#: a gap between the server's clock and ours beyond this is time skipping
+_SKIPPED = timedelta(seconds=1)
+
+
+def stamp() -> str:
+    """Now, for a time reported from inside an activity (a claim taken or given up).
+
+    The worker's clock: a claim given up is stamped before its commit and one
+    taken after its commit, so two holders' times never overlap. When the
+    server's clock runs ahead (time skipping), shifted onto it by the gap seen
+    when the activity began, so it agrees with the workflow's times.
+    """
+    now = datetime.now(UTC)
+    entered = _entered.get(None)
+    if entered is not None:
+        gap = activity.info().started_time - entered
+        if gap > _SKIPPED:
+            now += gap
+    return now.isoformat()
+
+
+#: How long one activity attempt waits out a database outage before it fails
+#: (and Temporal retries it) — at most this, and never past the attempt's deadline.
+OUTAGE_PATIENCE = 60.0
+
+
+def _riding_out_outages(fn: Callable[[], T]) -> T:
+    """Run `fn`, running it again while the database is unavailable.
+
+    Each unit of work is a transaction that rolled back when the error struck
+    (and records make a committed one return its outcome), so running it again
+    is safe. Past the patience, the error fails the attempt and Temporal retries.
+    """
+    info = activity.info()
+    started = time.monotonic()
+    deadline = started + OUTAGE_PATIENCE
+    if info.start_to_close_timeout:
+        deadline = min(deadline, started + info.start_to_close_timeout.total_seconds() * 0.8)
+    delay = 0.2
+    while True:
+        try:
+            return fn()
+        except Exception as error:
+            if not is_transient(error) or time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "database unavailable in %s (%s); retrying in %.1fs",
+                info.activity_type,
+                type(error).__name__,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def error_data(error: BaseException) -> ErrorData:
+    """The type name and message of `error`."""
+    return ErrorData(type(error).__name__, str(error))
+
+
+def attempt() -> int:
+    return activity.info().attempt
+
+
+def unit_key(unit: str) -> str:
+    """The record key of `unit` of the running activity's workflow run (store/records.py)."""
+    info = activity.info()
+    return records.record_key(info.workflow_run_id or info.activity_id, unit)

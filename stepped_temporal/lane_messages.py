@@ -1,0 +1,159 @@
+"""The lane workflow's messages: joins, releases, withdrawals, verdicts, conclusions,
+its state (S4.1-S4.7, S9.5).
+
+Like `messages`, frozen JSON-safe dataclasses importing nothing but the
+standard library and `messages`, so workflow code can use them freely; fields
+are only ever added with defaults.
+"""
+
+from dataclasses import dataclass, field
+
+from .messages import Dependency, ErrorData
+
+
+@dataclass(frozen=True)
+class LaneHolder:
+    """The action holding a key by claim when the key became contended."""
+
+    action_id: str
+    checksum_key: str | None = None
+    checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class LaneJoin:
+    """A candidate joining a lane (S4)."""
+
+    action_id: str
+    checksum_key: str | None = None
+    checksum: str | None = None
+    ancestry: list[str] = field(default_factory=list)
+    #: the candidate's own parent dependency (moved to a successor when superseded)
+    dependent: Dependency | None = None
+    #: the key's claim holder, performing without the lane until now: adopt it first
+    holder: LaneHolder | None = None
+
+
+@dataclass(frozen=True)
+class LaneRelease:
+    """The performing action reached a final status."""
+
+    action_id: str
+    status: str
+    #: whether its dependents conclude successfully
+    successful: bool
+    error: ErrorData | None = None
+    completed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class LaneWithdraw:
+    """A pending action asks to leave the queue (S4.6)."""
+
+    action_id: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The lane's word to an action.
+
+    kinds: "perform"; "superseded" (by = successor); "shared" (by = the action it
+    shares); "deadlocked" (message); "withdrawn"; "resolved" (the shared action
+    ended: status, error, successful, completed_at).
+    """
+
+    kind: str
+    by: str | None = None
+    status: str | None = None
+    successful: bool = False
+    error: ErrorData | None = None
+    completed_at: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """A dependency of a parent step concluded (S3.7)."""
+
+    dependency_id: str
+    action_id: str
+    successful: bool
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A dependency now waits on another action (S4.2)."""
+
+    dependency_id: str
+    successor: str
+
+
+@dataclass
+class LaneEntry:
+    """An action the lane holds, with everyone it answers to."""
+
+    action_id: str
+    checksum_key: str | None = None
+    checksum: str | None = None
+    ancestry: list[str] = field(default_factory=list)
+    dependent: Dependency | None = None
+    #: dependencies inherited from actions it superseded
+    inherited: list[Dependency] = field(default_factory=list)
+    #: actions shared with it, told its result when it ends
+    followers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outgoing:
+    """A message the lane still has to send; one of the three payloads is set."""
+
+    workflow_id: str
+    verdict: Verdict | None = None
+    forward: Forward | None = None
+    conclusion: Conclusion | None = None
+    #: a perform verdict: if the action is gone, the lane must not wait for it
+    grant: bool = False
+
+    @property
+    def signal(self) -> str:
+        """The signal name on the receiving action."""
+        return "verdict" if self.verdict else "forward" if self.forward else "conclude"
+
+    @property
+    def payload(self) -> Verdict | Forward | Conclusion:
+        """The signal's argument."""
+        found = self.verdict or self.forward or self.conclusion
+        assert found is not None
+        return found
+
+
+@dataclass(frozen=True)
+class Handover:
+    """An action the lane resolved by handing it to another (S4.2, S4.3)."""
+
+    action_id: str
+    #: the successor (superseded) or the action it shares (shared)
+    to: str
+    #: "superseded" or "shared"
+    how: str
+
+
+@dataclass
+class LaneState:
+    """A lane's whole state; carried across continue-as-new."""
+
+    key: str
+    performing: LaneEntry | None = None
+    pending: list[LaneEntry] = field(default_factory=list)
+    #: ids of actions that left recently, so a repeated join is ignored
+    recent: list[str] = field(default_factory=list)
+    idle_seconds: float = 10.0
+    #: how many actions this lane has granted over its lifetime
+    granted: int = 0
+    runs: int = 1
+    #: messages not sent yet: carried across continue-as-new, so it never waits on them
+    outbox: list[Outgoing] = field(default_factory=list)
+    #: on a time-skipping test server: its idle timer is never cancelled (timers.py)
+    test_server: bool = False
+    #: the latest superseded and shared actions and whom each was handed to (S9.5)
+    handovers: list[Handover] = field(default_factory=list)
