@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, engine_from_config, pool
 
-from stepped_temporal.achievements import SteppedBase
+from stepped_temporal.store import SteppedBase
 
 
 def _run(connection: Connection) -> None:
