@@ -20,12 +20,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    CancelledError,
-    ChildWorkflowError,
-)
+from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from . import timers
@@ -48,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         LaneWithdraw,
         Prepared,
         PrepareInput,
-        RetryData,
         StepData,
         StepInput,
         StepOutcome,
@@ -60,8 +54,18 @@ with workflow.unsafe.imports_passed_through():
         initial_search_attributes,
         summary,
     )
+    from .workflow_support import (
+        ACTION_WORKFLOW,
+        DEFAULT_RETRY,
+        SYSTEM_RETRY,
+        activity_error,
+        duration,
+        now,
+        reraise_cancellation,
+        retry_policy,
+        signal,
+    )
 
-ACTION_WORKFLOW = "SteppedAction"
 #: how often an outbound action waiting for completion wakes (costs two events)
 OUTBOUND_WAKE = timedelta(days=1)
 #: Children open at once per action; Temporal refuses more than 2,000 pending children.
@@ -71,42 +75,6 @@ CHILD_WINDOW = 1000
 #: task make one large batch of events that it reads once per child.
 START_BATCH = 50
 BATCHED_STARTS = "stepped-batched-child-starts"
-DEFAULT_RETRY = RetryData(
-    initial_interval=1.0, backoff_coefficient=2.0, maximum_interval=30.0, maximum_attempts=5
-)
-#: Prepare and finish only retry failures of the moment (user errors come back as results).
-SYSTEM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
-
-
-def _retry_policy(data: RetryData) -> RetryPolicy:
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=data.initial_interval),
-        backoff_coefficient=data.backoff_coefficient,
-        maximum_interval=timedelta(seconds=data.maximum_interval)
-        if data.maximum_interval
-        else None,
-        maximum_attempts=data.maximum_attempts,
-        non_retryable_error_types=data.non_retryable_error_types or None,
-    )
-
-
-def _seconds(seconds: float | None) -> timedelta | None:
-    return timedelta(seconds=seconds) if seconds else None
-
-
-def _reraise_cancellation(error: ActivityError) -> None:
-    """An activity we cancelled (the action ended meanwhile) is no failure of it."""
-    if isinstance(error.cause, CancelledError):
-        raise asyncio.CancelledError() from error
-
-
-def _activity_error(error: BaseException) -> ErrorData:
-    cause = error.__cause__ if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError):
-        return ErrorData(cause.type or "ApplicationError", cause.message)
-    return ErrorData(type(cause).__name__ if cause else type(error).__name__, str(cause or error))
 
 
 class _Exhausted(Exception):
@@ -256,12 +224,12 @@ class ActionWorkflow:
                 ),
                 result_type=Prepared,
                 start_to_close_timeout=timedelta(seconds=input.activity_timeout or 600.0),
-                heartbeat_timeout=_seconds(input.heartbeat_timeout),
-                retry_policy=_retry_policy(input.retry or DEFAULT_RETRY),
+                heartbeat_timeout=duration(input.heartbeat_timeout),
+                retry_policy=retry_policy(input.retry or DEFAULT_RETRY),
             )
         except ActivityError as error:
             await self._report_joined()
-            return await self._fail_early(_activity_error(error))
+            return await self._fail_early(activity_error(error))
         await self._report_joined()
         self._prepared = prepared
         data = self._data
@@ -269,7 +237,7 @@ class ActionWorkflow:
             self._upsert(CONCURRENCY_KEY.value_set(prepared.concurrency_key))
         data.take(prepared)
         if prepared.outcome == "achieved":  # S3.4
-            data.achieve(self._now())
+            data.achieve(now())
             return data
         if prepared.outcome == "claimed":  # nobody else holds the key: no lane to wait in
             self._claimed = True
@@ -283,12 +251,12 @@ class ActionWorkflow:
     async def _report_joined(self) -> None:
         """Tell the parent we are in our lane (or done), so the next sibling joins (S4.8)."""
         if self._input.report_joined and self._input.parent is not None:
-            await _signal(self._input.parent.workflow_id, "joined", self._data.id)
+            await signal(self._input.parent.workflow_id, "joined", self._data.id)
 
     async def _fail_early(self, error: ErrorData) -> ActionData:
         self._data.error = error
         self._data.status = "failed"
-        self._data.completed_at = self._now()
+        self._data.completed_at = now()
         workflow.logger.error("action %s failed: %s: %s", self._data.id, error.type, error.message)
         return self._data
 
@@ -329,7 +297,7 @@ class ActionWorkflow:
         """Superseded (S4.2): final at once; the lane moved our dependents to `by`."""
         self._data.status = status
         self._data.resolved_by = by
-        self._data.completed_at = self._now()
+        self._data.completed_at = now()
         return self._data
 
     async def _follow(self, shared_with: str | None) -> ActionData:
@@ -344,7 +312,7 @@ class ActionWorkflow:
         self._data.status = resolved.status or "failed"
         self._data.error = resolved.error
         self._data.resolved_by = resolved.by or shared_with
-        self._data.completed_at = self._now()
+        self._data.completed_at = now()
         self._data.successful = resolved.successful
         return self._data
 
@@ -355,7 +323,7 @@ class ActionWorkflow:
         prepared = self._prepared
         assert prepared is not None
         data.status = "performing"
-        data.started_at = prepared.first_step_started_at or self._now()
+        data.started_at = prepared.first_step_started_at or now()
         self._upsert(STATUS.value_set("performing"))
         work = asyncio.ensure_future(self._work())
 
@@ -420,7 +388,7 @@ class ActionWorkflow:
         assert prepared is not None
         self._data.current_step_index = index
         started_at = prepared.first_step_started_at if index == 0 else None
-        step = StepData(index=index, status="performing", started_at=started_at or self._now())
+        step = StepData(index=index, status="performing", started_at=started_at or now())
         self._data.steps.append(step)
         return step
 
@@ -438,13 +406,13 @@ class ActionWorkflow:
                 ),
                 result_type=JobOutcome,
                 start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
-                heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
-                retry_policy=_retry_policy(prepared.retry or DEFAULT_RETRY),
+                heartbeat_timeout=duration(prepared.heartbeat_timeout),
+                retry_policy=retry_policy(prepared.retry or DEFAULT_RETRY),
                 cancellation_type=timers.activity_cancellation(self._input.test_server),
             )
         except ActivityError as error:
-            _reraise_cancellation(error)
-            return self._step_failed(step, _activity_error(error))
+            reraise_cancellation(error)
+            return self._step_failed(step, activity_error(error))
         if outcome.achieved:
             return "achieved", None
         if outcome.arguments is not None:
@@ -452,13 +420,13 @@ class ActionWorkflow:
         if outcome.error is not None:
             return self._step_failed(step, outcome.error)
         step.status = "succeeded"
-        step.completed_at = self._now()
+        step.completed_at = now()
         return outcome.status or "succeeded", None
 
     async def _run_steps(self) -> tuple[str, ErrorData | None]:
         prepared = self._prepared
         assert prepared is not None
-        retry = _retry_policy(prepared.retry or DEFAULT_RETRY)
+        retry = retry_policy(prepared.retry or DEFAULT_RETRY)
         last = prepared.step_count - 1
         for index in range(prepared.step_count):
             step = self._begin_step(index)
@@ -468,8 +436,8 @@ class ActionWorkflow:
                 try:
                     outcome = await self._step_activity(index, index == last, retry)
                 except ActivityError as error:
-                    _reraise_cancellation(error)
-                    return self._step_failed(step, _activity_error(error))
+                    reraise_cancellation(error)
+                    return self._step_failed(step, activity_error(error))
                 except _Exhausted as exhausted:
                     return self._step_failed(step, exhausted.error)
             if outcome.released:
@@ -485,7 +453,7 @@ class ActionWorkflow:
             if outcome.error is not None:
                 return self._step_failed(step, outcome.error)
             await self._await_dependencies(step, outcome)
-            step.completed_at = self._released_at or self._now()
+            step.completed_at = self._released_at or now()
             if outcome.marked_failed or step.unsuccessful_actions_count:
                 step.status = "failed"
                 reason = (
@@ -513,7 +481,7 @@ class ActionWorkflow:
             step.as_last(prepared, self._claimed) if last else step,
             result_type=StepOutcome,
             start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
-            heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
+            heartbeat_timeout=duration(prepared.heartbeat_timeout),
             retry_policy=retry,
             cancellation_type=timers.activity_cancellation(self._input.test_server),
         )
@@ -542,7 +510,7 @@ class ActionWorkflow:
 
     def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
         step.status = "failed"
-        step.completed_at = self._released_at or self._now()
+        step.completed_at = self._released_at or now()
         workflow.logger.warning(
             "action %s: step %d failed: %s: %s",
             self._data.id,
@@ -708,7 +676,7 @@ class ActionWorkflow:
         """Complete with a final status (S3.9): callbacks, achievement, parent, lane."""
         data = self._data
         data.status = status
-        data.completed_at = self._released_at or self._now()
+        data.completed_at = self._released_at or now()
         prepared = self._prepared
         run_callbacks = callbacks and prepared is not None and status in prepared.callback_statuses
         grant = grant and status == "succeeded" and data.checksum is not None and not self._granted
@@ -724,7 +692,7 @@ class ActionWorkflow:
                 start_to_close_timeout=timedelta(
                     seconds=prepared.activity_timeout if prepared else 600.0
                 ),
-                heartbeat_timeout=_seconds(prepared.heartbeat_timeout if prepared else None),
+                heartbeat_timeout=duration(prepared.heartbeat_timeout if prepared else None),
                 retry_policy=SYSTEM_RETRY,
             )
             failed_callbacks = outcome.failed
@@ -744,10 +712,10 @@ class ActionWorkflow:
             )
         return data
 
-    async def _signal_lane(self, signal: str, payload: Any) -> None:
+    async def _signal_lane(self, name: str, payload: Any) -> None:
         prepared = self._prepared
         assert prepared is not None and prepared.lane_id is not None
-        await _signal(prepared.lane_id, signal, payload)
+        await signal(prepared.lane_id, name, payload)
 
     def _context(self) -> ActionContext:
         data = self._data
@@ -764,20 +732,6 @@ class ActionWorkflow:
             concurrency_key=data.concurrency_key,
             status=data.status,
         )
-
-    @staticmethod
-    def _now() -> str:
-        return workflow.now().isoformat()
-
-
-async def _signal(workflow_id: str, signal: str, payload: Any) -> None:
-    """Signal another workflow; one that already closed has nobody left to tell."""
-    try:
-        await workflow.get_external_workflow_handle(workflow_id).signal(signal, payload)
-    except ApplicationError as error:
-        if error.type != "ExternalWorkflowExecutionNotFound":
-            raise
-        workflow.logger.info("signal %s to closed workflow %s dropped", signal, workflow_id)
 
 
 __all__ = ["ACTION_WORKFLOW", "ActionWorkflow"]
