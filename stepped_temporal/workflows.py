@@ -2,13 +2,8 @@
 
 It never imports user code or reads the registry: it only acts on what the
 activities report (how many steps, what each step asked for). So changing a
-definition never makes an in-flight workflow non-deterministic.
-
-Dependencies conclude by message (`conclude` signals), not by awaiting a
-child's result: an action that was superseded hands its dependents to its
-successor, and the lane — which sees every join and release in order — tells
-them when that successor ends (S4.2, S4.3). A dependency is counted per id, so
-several dependencies moved to one successor each still need their conclusion.
+definition never makes an in-flight workflow non-deterministic. What its
+steps wait on is counted in `dependencies`.
 """
 
 from __future__ import annotations
@@ -24,6 +19,7 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from . import timers
+    from .dependencies import Dependencies
     from .keys import tenancy_key
     from .messages import (
         PAYLOAD_VERSION,
@@ -85,16 +81,6 @@ class _Exhausted(Exception):
         self.error = error
 
 
-class _Dependency:
-    __slots__ = ("concluded", "number", "step")
-
-    def __init__(self, step: int, number: int = 0) -> None:
-        self.step = step
-        #: its place among the step's calls
-        self.number = number
-        self.concluded = False
-
-
 @workflow.defn(name=ACTION_WORKFLOW)
 class ActionWorkflow:
     """One action: prepare, wait for the lane, run steps, finish, notify."""
@@ -113,9 +99,7 @@ class ActionWorkflow:
         )
         self._prepared: Prepared | None = None
         self._verdicts: list[Verdict] = []
-        self._dependencies: dict[str, _Dependency] = {}
-        #: children that reported joining their lanes (`ActionInput.report_joined`)
-        self._joined: set[str] = set()
+        self._dependencies = Dependencies(self._data)
         self._cancel_requested = False
         self._open_children = 0
         #: children asked for whose start Temporal has not confirmed yet
@@ -142,22 +126,17 @@ class ActionWorkflow:
     @workflow.signal
     def conclude(self, conclusion: Conclusion) -> None:
         """A dependency of one of this action's steps concluded."""
-        self._conclude(conclusion.dependency_id, conclusion.successful)
+        self._dependencies.conclude(conclusion.dependency_id, conclusion.successful)
 
     @workflow.signal
     def joined(self, action_id: str) -> None:
         """A child that later siblings join after has joined its lane (S4.8)."""
-        self._joined.add(action_id)
+        self._dependencies.joined(action_id)
 
     @workflow.signal
     def forward(self, forward: Forward) -> None:
         """A dependency now waits on a successor: list it in the waiting step (S4.2)."""
-        dependency = self._dependencies.get(forward.dependency_id)
-        if dependency is None:
-            return
-        actions = self._data.steps[dependency.step].actions
-        if forward.successor not in actions:
-            actions.append(forward.successor)
+        self._dependencies.forward(forward.dependency_id, forward.successor)
 
     @workflow.update
     def complete(self, status: str) -> bool:
@@ -530,12 +509,12 @@ class ActionWorkflow:
                 f"{workflow.uuid4().hex[:16]}"
             )
             # listed in `step.actions` once Temporal started it (so it can be described)
-            self._dependencies[child_id] = _Dependency(step.index, number)
+            self._dependencies.add(child_id, step.index, number)
             children.append((child_id, intent))
         waits: list[tuple[str, float]] = []
         for number, seconds in enumerate(outcome.waits):
             wait_id = f"wait/{step.index}/{number}"
-            self._dependencies[wait_id] = _Dependency(step.index)
+            self._dependencies.add(wait_id, step.index)
             step.waits.append(seconds)
             waits.append((wait_id, seconds))
         step.pending_actions_count = len(children) + len(waits)
@@ -561,33 +540,13 @@ class ActionWorkflow:
 
     async def _wait(self, wait_id: str, seconds: float) -> None:
         await workflow.sleep(timedelta(seconds=seconds))
-        self._conclude(wait_id, True)
-
-    def _list(self, child_id: str) -> None:
-        """List a started child in its step's `actions`, in call order (S9.2)."""
-        dependency = self._dependencies[child_id]
-        actions = self._data.steps[dependency.step].actions
-
-        def later(other_id: str) -> bool:
-            other = self._dependencies.get(other_id)
-            return other is not None and other.number > dependency.number
-
-        if not actions or not later(actions[-1]):  # starts come in call order, mostly
-            actions.append(child_id)
-            return
-        position = next(i for i, other_id in enumerate(actions) if later(other_id))
-        actions.insert(position, child_id)
-
-    def _in_lane(self, child_id: str) -> bool:
-        """The child has joined its lane: it said so, or it concluded."""
-        dependency = self._dependencies[child_id]
-        return child_id in self._joined or dependency.concluded
+        self._dependencies.conclude(wait_id, True)
 
     async def _start_child(
         self, child_id: str, intent: ChildIntent, after: list[str], report_joined: bool
     ) -> None:
         if after:  # S4.8: earlier calls on the same lane join first
-            await workflow.wait_condition(lambda: all(self._in_lane(a) for a in after))
+            await workflow.wait_condition(lambda: all(self._dependencies.in_lane(a) for a in after))
             if self._data.status != "performing":
                 self._open_children -= 1
                 return  # the action ended meanwhile (cancelled, timed out): start nothing
@@ -634,41 +593,30 @@ class ActionWorkflow:
             workflow.logger.error(
                 "action %s: child %s did not start: %s", self._data.id, child_id, error
             )
-            self._list(child_id)
-            self._conclude(child_id, False)
+            self._dependencies.list_started(child_id)
+            self._dependencies.conclude(child_id, False)
             return
         finally:
             self._starting -= 1
-        self._list(child_id)
+        self._dependencies.list_started(child_id)
         try:
             result: ActionData = await handle
         except ChildWorkflowError as error:
-            dependency = self._dependencies[child_id]
-            if dependency.concluded:
+            if self._dependencies.concluded(child_id):
                 return  # we stopped watching (abandon, not cancel) after it concluded
             # The child ended without concluding (terminated, timed out, crashed):
             # it can no longer conclude, so the step must not wait for it.
             workflow.logger.error(
                 "action %s: child %s ended abnormally: %s", self._data.id, child_id, error
             )
-            self._conclude(child_id, False)
+            self._dependencies.conclude(child_id, False)
         else:
             # A superseded child handed this dependency to its successor, which
             # the lane tells us about (S4.2); any other final status concludes it.
             if result.status != "superseded":
-                self._conclude(child_id, result.successful)
+                self._dependencies.conclude(child_id, result.successful)
         finally:
             self._open_children -= 1
-
-    def _conclude(self, dependency_id: str, successful: bool) -> None:
-        dependency = self._dependencies.get(dependency_id)
-        if dependency is None or dependency.concluded:
-            return
-        dependency.concluded = True
-        step = self._data.steps[dependency.step]
-        step.pending_actions_count -= 1
-        if not successful:
-            step.unsuccessful_actions_count += 1
 
     async def _finish(
         self, status: str, *, release: bool, callbacks: bool = True, grant: bool = True
