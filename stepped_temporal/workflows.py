@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from . import timers
+    from .action_run import ActionRun
     from .dependencies import Dependencies
     from .keys import tenancy_key
     from .messages import (
         PAYLOAD_VERSION,
-        ActionContext,
         ActionData,
         ActionInput,
         ChildIntent,
@@ -87,41 +86,18 @@ class ActionWorkflow:
 
     @workflow.init
     def __init__(self, input: ActionInput) -> None:
-        self._input = input
-        self._data = ActionData(
-            id=input.action_id,
-            actor_type=input.actor_type,
-            actor_id=input.actor_id,
-            name=input.name,
-            arguments=list(input.arguments),
-            root=input.parent is None,
-            parent_id=input.parent.workflow_id if input.parent else None,
-        )
-        self._prepared: Prepared | None = None
-        self._verdicts: list[Verdict] = []
-        self._dependencies = Dependencies(self._data)
-        self._cancel_requested = False
+        self._action = ActionRun(input)
+        self._dependencies = Dependencies(self._action.data)
         self._open_children = 0
         #: children asked for whose start Temporal has not confirmed yet
         self._starting = 0
         self._withdrawing = False
-        #: it holds its key by claim (claims.py), not through the lane workflow
-        self._claimed = False
-        self._claim_released = False
-        #: the lane workflow counts this claimed action as performing: release to it
-        self._lane_owned = False
-        #: the last step granted the achievement (S3.9) itself
-        self._granted = False
-        #: when the last step gave up the claim (its end, as the next holder sees it)
-        self._released_at: str | None = None
-        #: the status an outside `complete()` asked for (S6)
-        self._completion: str | None = None
 
     # -- messages ------------------------------------------------------------
     @workflow.signal
     def verdict(self, verdict: Verdict) -> None:
         """The lane's word: perform, superseded, shared, deadlocked, withdrawn, resolved."""
-        self._verdicts.append(verdict)
+        self._action.verdicts.append(verdict)
 
     @workflow.signal
     def conclude(self, conclusion: Conclusion) -> None:
@@ -146,13 +122,13 @@ class ActionWorkflow:
         performing, not outbound, or was completed already.
         """
         if (
-            self._data.status != "performing"
-            or not self._data.outbound
-            or self._completion is not None
-            or self._cancel_requested
+            self._action.data.status != "performing"
+            or not self._action.data.outbound
+            or self._action.completion is not None
+            or self._action.cancel_requested
         ):
             return False
-        self._completion = status
+        self._action.completion = status
         return True
 
     @complete.validator
@@ -163,23 +139,19 @@ class ActionWorkflow:
     @workflow.signal
     def cancel(self) -> None:
         """Cancel the action (S4.6): pending ones leave the queue, performing ones complete."""
-        self._cancel_requested = True
+        self._action.cancel_requested = True
 
     @workflow.query
     def describe(self) -> ActionData:
         """The action's state, at any time (S9.2)."""
-        return self._data
+        return self._action.data
 
     # -- the action ----------------------------------------------------------
     @workflow.run
     async def run(self, input: ActionInput) -> ActionData:
         data = await self._act(input)
-        self._upsert(STATUS.value_set(data.status))
+        self._action.upsert(STATUS.value_set(data.status))
         return data
-
-    def _upsert(self, update: SearchAttributeUpdate[str]) -> None:
-        if self._input.search_attributes:
-            workflow.upsert_search_attributes([update])
 
     async def _act(self, input: ActionInput) -> ActionData:
         if input.version != PAYLOAD_VERSION:
@@ -194,7 +166,7 @@ class ActionWorkflow:
             prepared = input.prepared or await workflow.execute_activity(
                 "stepped_prepare",
                 PrepareInput(
-                    self._context(),
+                    self._action.context(),
                     input.task_queue,
                     input.parent,
                     list(input.ancestry),
@@ -210,16 +182,16 @@ class ActionWorkflow:
             await self._report_joined()
             return await self._fail_early(activity_error(error))
         await self._report_joined()
-        self._prepared = prepared
-        data = self._data
+        self._action.prepared = prepared
+        data = self._action.data
         if prepared.concurrency_key is not None:
-            self._upsert(CONCURRENCY_KEY.value_set(prepared.concurrency_key))
+            self._action.upsert(CONCURRENCY_KEY.value_set(prepared.concurrency_key))
         data.take(prepared)
         if prepared.outcome == "achieved":  # S3.4
             data.achieve(now())
             return data
         if prepared.outcome == "claimed":  # nobody else holds the key: no lane to wait in
-            self._claimed = True
+            self._action.claimed = True
             return await self._perform()
         if prepared.outcome == "joined":
             return await self._take_turn()
@@ -229,15 +201,17 @@ class ActionWorkflow:
 
     async def _report_joined(self) -> None:
         """Tell the parent we are in our lane (or done), so the next sibling joins (S4.8)."""
-        if self._input.report_joined and self._input.parent is not None:
-            await signal(self._input.parent.workflow_id, "joined", self._data.id)
+        if self._action.input.report_joined and self._action.input.parent is not None:
+            await signal(self._action.input.parent.workflow_id, "joined", self._action.data.id)
 
     async def _fail_early(self, error: ErrorData) -> ActionData:
-        self._data.error = error
-        self._data.status = "failed"
-        self._data.completed_at = now()
-        workflow.logger.error("action %s failed: %s: %s", self._data.id, error.type, error.message)
-        return self._data
+        self._action.data.error = error
+        self._action.data.status = "failed"
+        self._action.data.completed_at = now()
+        workflow.logger.error(
+            "action %s failed: %s: %s", self._action.data.id, error.type, error.message
+        )
+        return self._action.data
 
     async def _take_turn(self) -> ActionData:
         """Wait in the lane as pending, then perform or end as the lane decides."""
@@ -247,18 +221,20 @@ class ActionWorkflow:
         # in either order: a "resolved" can overtake the "shared" it follows, so it
         # stays in the list for `_follow` instead of being taken as a turn.
         def turn() -> Verdict | None:
-            return next((v for v in self._verdicts if v.kind != "resolved"), None)
+            return next((v for v in self._action.verdicts if v.kind != "resolved"), None)
 
         while True:
             await workflow.wait_condition(
-                lambda: turn() is not None or (self._cancel_requested and not self._withdrawing)
+                lambda: (
+                    turn() is not None or (self._action.cancel_requested and not self._withdrawing)
+                )
             )
             verdict = turn()
             if verdict is None:
                 self._withdrawing = True
-                await self._signal_lane("withdraw", LaneWithdraw(self._data.id))
+                await self._action.signal_lane("withdraw", LaneWithdraw(self._action.data.id))
                 continue
-            self._verdicts.remove(verdict)
+            self._action.verdicts.remove(verdict)
             if verdict.kind == "perform":
                 return await self._perform()
             if verdict.kind == "superseded":
@@ -266,48 +242,55 @@ class ActionWorkflow:
             if verdict.kind == "withdrawn":
                 return await self._finish("cancelled", release=False)
             if verdict.kind == "deadlocked":
-                self._data.error = ErrorData("Deadlock", verdict.message or "deadlock")
-                workflow.logger.error("action %s deadlocked: %s", self._data.id, verdict.message)
+                self._action.data.error = ErrorData("Deadlock", verdict.message or "deadlock")
+                workflow.logger.error(
+                    "action %s deadlocked: %s", self._action.data.id, verdict.message
+                )
                 return await self._finish("deadlocked", release=False, callbacks=False)
             if verdict.kind == "shared":
                 return await self._follow(verdict.by)
 
     def _end_resolved(self, status: str, by: str | None) -> ActionData:
         """Superseded (S4.2): final at once; the lane moved our dependents to `by`."""
-        self._data.status = status
-        self._data.resolved_by = by
-        self._data.completed_at = now()
-        return self._data
+        self._action.data.status = status
+        self._action.data.resolved_by = by
+        self._action.data.completed_at = now()
+        return self._action.data
 
     async def _follow(self, shared_with: str | None) -> ActionData:
         """Shared (S4.3): mirror the final result of the action we share with."""
-        self._data.resolved_by = shared_with
+        self._action.data.resolved_by = shared_with
         await workflow.wait_condition(
-            lambda: self._cancel_requested or any(v.kind == "resolved" for v in self._verdicts)
+            lambda: (
+                self._action.cancel_requested
+                or any(v.kind == "resolved" for v in self._action.verdicts)
+            )
         )
-        resolved = next((v for v in self._verdicts if v.kind == "resolved"), None)
+        resolved = next((v for v in self._action.verdicts if v.kind == "resolved"), None)
         if resolved is None:
             return await self._finish("cancelled", release=False, callbacks=False)
-        self._data.status = resolved.status or "failed"
-        self._data.error = resolved.error
-        self._data.resolved_by = resolved.by or shared_with
-        self._data.completed_at = now()
-        self._data.successful = resolved.successful
-        return self._data
+        self._action.data.status = resolved.status or "failed"
+        self._action.data.error = resolved.error
+        self._action.data.resolved_by = resolved.by or shared_with
+        self._action.data.completed_at = now()
+        self._action.data.successful = resolved.successful
+        return self._action.data
 
     async def _perform(self) -> ActionData:
         """Steps, then the job, then (outbound) the completion from outside — raced
         against cancellation, outside completion and the timeout (S3, S6, S7)."""
-        data = self._data
-        prepared = self._prepared
+        data = self._action.data
+        prepared = self._action.prepared
         assert prepared is not None
         data.status = "performing"
         data.started_at = prepared.first_step_started_at or now()
-        self._upsert(STATUS.value_set("performing"))
+        self._action.upsert(STATUS.value_set("performing"))
         work = asyncio.ensure_future(self._work())
 
         def interrupted() -> bool:
-            return work.done() or self._cancel_requested or self._completion is not None
+            return (
+                work.done() or self._action.cancel_requested or self._action.completion is not None
+            )
 
         timed_out = False
         if prepared.timeout is None:
@@ -316,7 +299,7 @@ class ActionWorkflow:
             timed_out = not await timers.wait_condition(
                 interrupted,
                 timedelta(seconds=prepared.timeout),
-                test_server=self._input.test_server,
+                test_server=self._action.input.test_server,
             )
         if work.done() and not timed_out:
             status, error = work.result()
@@ -333,16 +316,16 @@ class ActionWorkflow:
         return await self._finish(status, release=True)
 
     def _interruption(self, timed_out: bool) -> str:
-        if self._completion is not None:
-            return self._completion
-        if self._cancel_requested:
+        if self._action.completion is not None:
+            return self._action.completion
+        if self._action.cancel_requested:
             return "cancelled"
         assert timed_out
-        workflow.logger.warning("action %s timed out", self._data.id)
+        workflow.logger.warning("action %s timed out", self._action.data.id)
         return "timed_out"
 
     async def _work(self) -> tuple[str, ErrorData | None]:
-        prepared = self._prepared
+        prepared = self._action.prepared
         assert prepared is not None
         status, error = await self._run_steps()
         if status != "succeeded":
@@ -350,44 +333,44 @@ class ActionWorkflow:
         if prepared.job:
             return await self._run_job()
         if prepared.outbound:  # S6.1: performing until completed from outside
-            while self._completion is None:
+            while self._action.completion is None:
                 # Wake daily: a workflow with no timer at all lets the time-skipping
                 # test server jump straight to its 10-year execution timeout.
                 await timers.wait_condition(
-                    lambda: self._completion is not None,
+                    lambda: self._action.completion is not None,
                     OUTBOUND_WAKE,
-                    test_server=self._input.test_server,
+                    test_server=self._action.input.test_server,
                 )
-            return self._completion, None
+            return self._action.completion, None
         return "succeeded", None
 
     def _begin_step(self, index: int) -> StepData:
         """Step `index` starts performing (the claimed first one when prepare claimed)."""
-        prepared = self._prepared
+        prepared = self._action.prepared
         assert prepared is not None
-        self._data.current_step_index = index
+        self._action.data.current_step_index = index
         started_at = prepared.first_step_started_at if index == 0 else None
         step = StepData(index=index, status="performing", started_at=started_at or now())
-        self._data.steps.append(step)
+        self._action.data.steps.append(step)
         return step
 
     async def _run_job(self) -> tuple[str, ErrorData | None]:
         """The job (S6.4), as the step after the prepended ones."""
-        prepared = self._prepared
+        prepared = self._action.prepared
         assert prepared is not None
         step = self._begin_step(prepared.step_count)
         try:
             outcome = await workflow.execute_activity(
                 "stepped_job",
                 JobInput(
-                    self._context(),
-                    erase_achievement=prepared.step_count == 0 and not self._claimed,
+                    self._action.context(),
+                    erase_achievement=prepared.step_count == 0 and not self._action.claimed,
                 ),
                 result_type=JobOutcome,
                 start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
                 heartbeat_timeout=duration(prepared.heartbeat_timeout),
                 retry_policy=retry_policy(prepared.retry or DEFAULT_RETRY),
-                cancellation_type=timers.activity_cancellation(self._input.test_server),
+                cancellation_type=timers.activity_cancellation(self._action.input.test_server),
             )
         except ActivityError as error:
             reraise_cancellation(error)
@@ -395,7 +378,7 @@ class ActionWorkflow:
         if outcome.achieved:
             return "achieved", None
         if outcome.arguments is not None:
-            self._data.arguments = list(outcome.arguments)
+            self._action.data.arguments = list(outcome.arguments)
         if outcome.error is not None:
             return self._step_failed(step, outcome.error)
         step.status = "succeeded"
@@ -403,7 +386,7 @@ class ActionWorkflow:
         return outcome.status or "succeeded", None
 
     async def _run_steps(self) -> tuple[str, ErrorData | None]:
-        prepared = self._prepared
+        prepared = self._action.prepared
         assert prepared is not None
         retry = retry_policy(prepared.retry or DEFAULT_RETRY)
         last = prepared.step_count - 1
@@ -420,19 +403,19 @@ class ActionWorkflow:
                 except _Exhausted as exhausted:
                     return self._step_failed(step, exhausted.error)
             if outcome.released:
-                self._claim_released = True
-                self._lane_owned = self._lane_owned or outcome.lane_owned
+                self._action.claim_released = True
+                self._action.lane_owned = self._action.lane_owned or outcome.lane_owned
                 # it ended when it gave the key up: the next holder may start then
-                self._released_at = outcome.released_at
-            self._granted = self._granted or outcome.granted
+                self._action.released_at = outcome.released_at
+            self._action.granted = self._action.granted or outcome.granted
             if outcome.achieved:
                 return "achieved", None
             if outcome.arguments is not None:
-                self._data.arguments = list(outcome.arguments)
+                self._action.data.arguments = list(outcome.arguments)
             if outcome.error is not None:
                 return self._step_failed(step, outcome.error)
             await self._await_dependencies(step, outcome)
-            step.completed_at = self._released_at or now()
+            step.completed_at = self._action.released_at or now()
             if outcome.marked_failed or step.unsuccessful_actions_count:
                 step.status = "failed"
                 reason = (
@@ -446,23 +429,25 @@ class ActionWorkflow:
         return "succeeded", None
 
     async def _step_activity(self, index: int, last: bool, retry: RetryPolicy) -> StepOutcome:
-        prepared = self._prepared
+        prepared = self._action.prepared
         assert prepared is not None
         if index == 0 and prepared.first_step_failure is not None:
             # Prepare ran the first step and it raised an error that is retried:
             # that was its first attempt, so the activity has one attempt less.
             retry = await self._after_first_attempt(
-                retry, prepared.first_step_failure, self._input.test_server
+                retry, prepared.first_step_failure, self._action.input.test_server
             )
-        step = StepInput(self._context(), index, erase_achievement=index == 0 and not self._claimed)
+        step = StepInput(
+            self._action.context(), index, erase_achievement=index == 0 and not self._action.claimed
+        )
         outcome: StepOutcome = await workflow.execute_activity(
             "stepped_step",
-            step.as_last(prepared, self._claimed) if last else step,
+            step.as_last(prepared, self._action.claimed) if last else step,
             result_type=StepOutcome,
             start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
             heartbeat_timeout=duration(prepared.heartbeat_timeout),
             retry_policy=retry,
-            cancellation_type=timers.activity_cancellation(self._input.test_server),
+            cancellation_type=timers.activity_cancellation(self._action.input.test_server),
         )
         return outcome
 
@@ -489,10 +474,10 @@ class ActionWorkflow:
 
     def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
         step.status = "failed"
-        step.completed_at = self._released_at or now()
+        step.completed_at = self._action.released_at or now()
         workflow.logger.warning(
             "action %s: step %d failed: %s: %s",
-            self._data.id,
+            self._action.data.id,
             step.index,
             error.type,
             error.message,
@@ -547,10 +532,10 @@ class ActionWorkflow:
     ) -> None:
         if after:  # S4.8: earlier calls on the same lane join first
             await workflow.wait_condition(lambda: all(self._dependencies.in_lane(a) for a in after))
-            if self._data.status != "performing":
+            if self._action.data.status != "performing":
                 self._open_children -= 1
                 return  # the action ended meanwhile (cancelled, timed out): start nothing
-        ancestry = [*self._input.ancestry, self._data.id]
+        ancestry = [*self._action.input.ancestry, self._action.data.id]
         self._starting += 1
         try:
             handle = await workflow.start_child_workflow(
@@ -561,16 +546,18 @@ class ActionWorkflow:
                     actor_id=intent.actor_id,
                     name=intent.name,
                     arguments=intent.arguments,
-                    task_queue=self._input.task_queue,
-                    parent=Dependency(self._data.id, child_id),
+                    task_queue=self._action.input.task_queue,
+                    parent=Dependency(self._action.data.id, child_id),
                     ancestry=ancestry,
-                    search_attributes=self._input.search_attributes,
+                    search_attributes=self._action.input.search_attributes,
                     retry=intent.retry,
-                    activity_timeout=self._prepared.activity_timeout if self._prepared else None,
+                    activity_timeout=self._action.prepared.activity_timeout
+                    if self._action.prepared
+                    else None,
                     heartbeat_timeout=(
-                        self._prepared.heartbeat_timeout if self._prepared else None
+                        self._action.prepared.heartbeat_timeout if self._action.prepared else None
                     ),
-                    test_server=self._input.test_server,
+                    test_server=self._action.input.test_server,
                     report_joined=report_joined,
                 ),
                 id=child_id,
@@ -579,10 +566,10 @@ class ActionWorkflow:
                 ),
                 search_attributes=(
                     initial_search_attributes(intent.actor_type, intent.actor_id, intent.name)
-                    if self._input.search_attributes
+                    if self._action.input.search_attributes
                     else None
                 ),
-                task_queue=self._input.task_queue,
+                task_queue=self._action.input.task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 # a concluded step stops watching its children; that must not cancel them
                 cancellation_type=workflow.ChildWorkflowCancellationType.ABANDON,
@@ -591,7 +578,7 @@ class ActionWorkflow:
         except Exception as error:
             self._open_children -= 1
             workflow.logger.error(
-                "action %s: child %s did not start: %s", self._data.id, child_id, error
+                "action %s: child %s did not start: %s", self._action.data.id, child_id, error
             )
             self._dependencies.list_started(child_id)
             self._dependencies.conclude(child_id, False)
@@ -607,7 +594,7 @@ class ActionWorkflow:
             # The child ended without concluding (terminated, timed out, crashed):
             # it can no longer conclude, so the step must not wait for it.
             workflow.logger.error(
-                "action %s: child %s ended abnormally: %s", self._data.id, child_id, error
+                "action %s: child %s ended abnormally: %s", self._action.data.id, child_id, error
             )
             self._dependencies.conclude(child_id, False)
         else:
@@ -622,19 +609,27 @@ class ActionWorkflow:
         self, status: str, *, release: bool, callbacks: bool = True, grant: bool = True
     ) -> ActionData:
         """Complete with a final status (S3.9): callbacks, achievement, parent, lane."""
-        data = self._data
+        data = self._action.data
         data.status = status
-        data.completed_at = self._released_at or now()
-        prepared = self._prepared
+        data.completed_at = self._action.released_at or now()
+        prepared = self._action.prepared
         run_callbacks = callbacks and prepared is not None and status in prepared.callback_statuses
-        grant = grant and status == "succeeded" and data.checksum is not None and not self._granted
-        release_claim = release and self._claimed and not self._claim_released
+        grant = (
+            grant
+            and status == "succeeded"
+            and data.checksum is not None
+            and not self._action.granted
+        )
+        release_claim = release and self._action.claimed and not self._action.claim_released
         failed_callbacks = 0
         if run_callbacks or grant or release_claim:
             outcome = await workflow.execute_activity(
                 "stepped_finish",
                 FinishInput(
-                    self._context(), status, grant_achievement=grant, release_claim=release_claim
+                    self._action.context(),
+                    status,
+                    grant_achievement=grant,
+                    release_claim=release_claim,
                 ),
                 result_type=FinishOutcome,
                 start_to_close_timeout=timedelta(
@@ -644,7 +639,7 @@ class ActionWorkflow:
                 retry_policy=SYSTEM_RETRY,
             )
             failed_callbacks = outcome.failed
-            self._lane_owned = self._lane_owned or outcome.lane_owned
+            self._action.lane_owned = self._action.lane_owned or outcome.lane_owned
             if run_callbacks:
                 # like the gem's counters: None until something is counted (S3.9)
                 data.after_callbacks_succeeded_count = outcome.succeeded or None
@@ -652,34 +647,13 @@ class ActionWorkflow:
         data.successful = status == "succeeded" and failed_callbacks == 0
         # A claimed action tells the lane only if the lane took it over (the
         # release found the key contended, or the lane's perform verdict came).
-        adopted = self._lane_owned or any(v.kind == "perform" for v in self._verdicts)
-        if release and (not self._claimed or adopted):
-            await self._signal_lane(
+        adopted = self._action.lane_owned or any(v.kind == "perform" for v in self._action.verdicts)
+        if release and (not self._action.claimed or adopted):
+            await self._action.signal_lane(
                 "release",
                 LaneRelease(data.id, status, data.successful, data.error, data.completed_at),
             )
         return data
-
-    async def _signal_lane(self, name: str, payload: Any) -> None:
-        prepared = self._prepared
-        assert prepared is not None and prepared.lane_id is not None
-        await signal(prepared.lane_id, name, payload)
-
-    def _context(self) -> ActionContext:
-        data = self._data
-        return ActionContext(
-            action_id=data.id,
-            actor_type=data.actor_type,
-            actor_id=data.actor_id,
-            name=data.name,
-            arguments=data.arguments,
-            root=data.root,
-            outbound=data.outbound,
-            checksum=data.checksum,
-            checksum_key=data.checksum_key,
-            concurrency_key=data.concurrency_key,
-            status=data.status,
-        )
 
 
 __all__ = ["ACTION_WORKFLOW", "ActionWorkflow"]
