@@ -13,42 +13,32 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from . import timers
     from .action_run import ActionRun
     from .dependencies import Dependencies
-    from .keys import tenancy_key
     from .messages import (
         PAYLOAD_VERSION,
         ActionData,
         ActionInput,
-        ChildIntent,
         Conclusion,
-        Dependency,
         ErrorData,
         FinishInput,
         FinishOutcome,
         Forward,
-        JobInput,
-        JobOutcome,
         LaneRelease,
         LaneWithdraw,
         Prepared,
         PrepareInput,
-        StepData,
-        StepInput,
-        StepOutcome,
         Verdict,
     )
     from .search_attributes import (
         CONCURRENCY_KEY,
         STATUS,
-        initial_search_attributes,
-        summary,
     )
+    from .step_runs import StepRuns
     from .workflow_support import (
         ACTION_WORKFLOW,
         DEFAULT_RETRY,
@@ -56,28 +46,12 @@ with workflow.unsafe.imports_passed_through():
         activity_error,
         duration,
         now,
-        reraise_cancellation,
         retry_policy,
         signal,
     )
 
 #: how often an outbound action waiting for completion wakes (costs two events)
 OUTBOUND_WAKE = timedelta(days=1)
-#: Children open at once per action; Temporal refuses more than 2,000 pending children.
-CHILD_WINDOW = 1000
-#: Child starts issued per workflow task. Each start's input travels in the
-#: parent's history and the server reads the start from there: hundreds in one
-#: task make one large batch of events that it reads once per child.
-START_BATCH = 50
-BATCHED_STARTS = "stepped-batched-child-starts"
-
-
-class _Exhausted(Exception):
-    """A step's attempts are used up: it failed with `error`."""
-
-    def __init__(self, error: ErrorData) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 @workflow.defn(name=ACTION_WORKFLOW)
@@ -88,9 +62,7 @@ class ActionWorkflow:
     def __init__(self, input: ActionInput) -> None:
         self._action = ActionRun(input)
         self._dependencies = Dependencies(self._action.data)
-        self._open_children = 0
-        #: children asked for whose start Temporal has not confirmed yet
-        self._starting = 0
+        self._steps = StepRuns(self._action, self._dependencies)
         self._withdrawing = False
 
     # -- messages ------------------------------------------------------------
@@ -327,11 +299,11 @@ class ActionWorkflow:
     async def _work(self) -> tuple[str, ErrorData | None]:
         prepared = self._action.prepared
         assert prepared is not None
-        status, error = await self._run_steps()
+        status, error = await self._steps.run_steps()
         if status != "succeeded":
             return status, error
         if prepared.job:
-            return await self._run_job()
+            return await self._steps.run_job()
         if prepared.outbound:  # S6.1: performing until completed from outside
             while self._action.completion is None:
                 # Wake daily: a workflow with no timer at all lets the time-skipping
@@ -343,267 +315,6 @@ class ActionWorkflow:
                 )
             return self._action.completion, None
         return "succeeded", None
-
-    def _begin_step(self, index: int) -> StepData:
-        """Step `index` starts performing (the claimed first one when prepare claimed)."""
-        prepared = self._action.prepared
-        assert prepared is not None
-        self._action.data.current_step_index = index
-        started_at = prepared.first_step_started_at if index == 0 else None
-        step = StepData(index=index, status="performing", started_at=started_at or now())
-        self._action.data.steps.append(step)
-        return step
-
-    async def _run_job(self) -> tuple[str, ErrorData | None]:
-        """The job (S6.4), as the step after the prepended ones."""
-        prepared = self._action.prepared
-        assert prepared is not None
-        step = self._begin_step(prepared.step_count)
-        try:
-            outcome = await workflow.execute_activity(
-                "stepped_job",
-                JobInput(
-                    self._action.context(),
-                    erase_achievement=prepared.step_count == 0 and not self._action.claimed,
-                ),
-                result_type=JobOutcome,
-                start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
-                heartbeat_timeout=duration(prepared.heartbeat_timeout),
-                retry_policy=retry_policy(prepared.retry or DEFAULT_RETRY),
-                cancellation_type=timers.activity_cancellation(self._action.input.test_server),
-            )
-        except ActivityError as error:
-            reraise_cancellation(error)
-            return self._step_failed(step, activity_error(error))
-        if outcome.achieved:
-            return "achieved", None
-        if outcome.arguments is not None:
-            self._action.data.arguments = list(outcome.arguments)
-        if outcome.error is not None:
-            return self._step_failed(step, outcome.error)
-        step.status = "succeeded"
-        step.completed_at = now()
-        return outcome.status or "succeeded", None
-
-    async def _run_steps(self) -> tuple[str, ErrorData | None]:
-        prepared = self._action.prepared
-        assert prepared is not None
-        retry = retry_policy(prepared.retry or DEFAULT_RETRY)
-        last = prepared.step_count - 1
-        for index in range(prepared.step_count):
-            step = self._begin_step(index)
-            if index == 0 and prepared.first_step is not None:
-                outcome = prepared.first_step  # prepare ran it (activities._perform_first_step)
-            else:
-                try:
-                    outcome = await self._step_activity(index, index == last, retry)
-                except ActivityError as error:
-                    reraise_cancellation(error)
-                    return self._step_failed(step, activity_error(error))
-                except _Exhausted as exhausted:
-                    return self._step_failed(step, exhausted.error)
-            if outcome.released:
-                self._action.claim_released = True
-                self._action.lane_owned = self._action.lane_owned or outcome.lane_owned
-                # it ended when it gave the key up: the next holder may start then
-                self._action.released_at = outcome.released_at
-            self._action.granted = self._action.granted or outcome.granted
-            if outcome.achieved:
-                return "achieved", None
-            if outcome.arguments is not None:
-                self._action.data.arguments = list(outcome.arguments)
-            if outcome.error is not None:
-                return self._step_failed(step, outcome.error)
-            await self._await_dependencies(step, outcome)
-            step.completed_at = self._action.released_at or now()
-            if outcome.marked_failed or step.unsuccessful_actions_count:
-                step.status = "failed"
-                reason = (
-                    f"step {index} set its status to failed"
-                    if outcome.marked_failed
-                    else f"{step.unsuccessful_actions_count} of its dependencies concluded "
-                    f"unsuccessfully"
-                )
-                return "failed", ErrorData("StepFailed", f"step {index} failed: {reason}")
-            step.status = "succeeded"
-        return "succeeded", None
-
-    async def _step_activity(self, index: int, last: bool, retry: RetryPolicy) -> StepOutcome:
-        prepared = self._action.prepared
-        assert prepared is not None
-        if index == 0 and prepared.first_step_failure is not None:
-            # Prepare ran the first step and it raised an error that is retried:
-            # that was its first attempt, so the activity has one attempt less.
-            retry = await self._after_first_attempt(
-                retry, prepared.first_step_failure, self._action.input.test_server
-            )
-        step = StepInput(
-            self._action.context(), index, erase_achievement=index == 0 and not self._action.claimed
-        )
-        outcome: StepOutcome = await workflow.execute_activity(
-            "stepped_step",
-            step.as_last(prepared, self._action.claimed) if last else step,
-            result_type=StepOutcome,
-            start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
-            heartbeat_timeout=duration(prepared.heartbeat_timeout),
-            retry_policy=retry,
-            cancellation_type=timers.activity_cancellation(self._action.input.test_server),
-        )
-        return outcome
-
-    @staticmethod
-    async def _after_first_attempt(
-        retry: RetryPolicy, failure: ErrorData, test_server: bool
-    ) -> RetryPolicy:
-        """The policy for attempts 2.. of a step whose first attempt failed with
-        `failure`; raises `_Exhausted` when it allows no more."""
-        if retry.maximum_attempts == 1 or failure.type in (retry.non_retryable_error_types or ()):
-            raise _Exhausted(failure)
-        assert retry.initial_interval is not None
-        await timers.sleep(retry.initial_interval.total_seconds(), test_server=test_server)
-        interval = retry.initial_interval * retry.backoff_coefficient
-        if retry.maximum_interval is not None:
-            interval = min(interval, retry.maximum_interval)
-        return RetryPolicy(
-            initial_interval=interval,
-            backoff_coefficient=retry.backoff_coefficient,
-            maximum_interval=retry.maximum_interval,
-            maximum_attempts=retry.maximum_attempts - 1 if retry.maximum_attempts else 0,
-            non_retryable_error_types=retry.non_retryable_error_types,
-        )
-
-    def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
-        step.status = "failed"
-        step.completed_at = self._action.released_at or now()
-        workflow.logger.warning(
-            "action %s: step %d failed: %s: %s",
-            self._action.data.id,
-            step.index,
-            error.type,
-            error.message,
-        )
-        return "failed", error
-
-    async def _await_dependencies(self, step: StepData, outcome: StepOutcome) -> None:
-        """Start the children and timers a step asked for; wait until all concluded (S3.7)."""
-        children: list[tuple[str, ChildIntent]] = []
-        order = outcome.join_after  # S4.8: None when they may join in any order
-        for number, intent in enumerate(outcome.children):
-            child_id = (
-                f"{tenancy_key(intent.actor_type, intent.actor_id, intent.name)}/"
-                f"{workflow.uuid4().hex[:16]}"
-            )
-            # listed in `step.actions` once Temporal started it (so it can be described)
-            self._dependencies.add(child_id, step.index, number)
-            children.append((child_id, intent))
-        waits: list[tuple[str, float]] = []
-        for number, seconds in enumerate(outcome.waits):
-            wait_id = f"wait/{step.index}/{number}"
-            self._dependencies.add(wait_id, step.index)
-            step.waits.append(seconds)
-            waits.append((wait_id, seconds))
-        step.pending_actions_count = len(children) + len(waits)
-        tasks = [asyncio.ensure_future(self._wait(wait_id, s)) for wait_id, s in waits]
-        # (a patch marker only where batching changes anything: more than one batch)
-        batched = len(children) > START_BATCH and workflow.patched(BATCHED_STARTS)
-        reporting = {i for earlier in order or () for i in earlier}
-        for number, (child_id, intent) in enumerate(children):
-            if batched and number and number % START_BATCH == 0:
-                await workflow.wait_condition(lambda: self._starting == 0)
-            await workflow.wait_condition(lambda: self._open_children < CHILD_WINDOW)
-            self._open_children += 1
-            after = [children[i][0] for i in order[number]] if order else []
-            tasks.append(
-                asyncio.ensure_future(
-                    self._start_child(child_id, intent, after, number in reporting)
-                )
-            )
-        await workflow.wait_condition(lambda: step.pending_actions_count == 0)
-        for task in tasks:  # children abandoned past this point are not ours to watch
-            if not task.done():
-                task.cancel()
-
-    async def _wait(self, wait_id: str, seconds: float) -> None:
-        await workflow.sleep(timedelta(seconds=seconds))
-        self._dependencies.conclude(wait_id, True)
-
-    async def _start_child(
-        self, child_id: str, intent: ChildIntent, after: list[str], report_joined: bool
-    ) -> None:
-        if after:  # S4.8: earlier calls on the same lane join first
-            await workflow.wait_condition(lambda: all(self._dependencies.in_lane(a) for a in after))
-            if self._action.data.status != "performing":
-                self._open_children -= 1
-                return  # the action ended meanwhile (cancelled, timed out): start nothing
-        ancestry = [*self._action.input.ancestry, self._action.data.id]
-        self._starting += 1
-        try:
-            handle = await workflow.start_child_workflow(
-                ACTION_WORKFLOW,
-                ActionInput(
-                    action_id=child_id,
-                    actor_type=intent.actor_type,
-                    actor_id=intent.actor_id,
-                    name=intent.name,
-                    arguments=intent.arguments,
-                    task_queue=self._action.input.task_queue,
-                    parent=Dependency(self._action.data.id, child_id),
-                    ancestry=ancestry,
-                    search_attributes=self._action.input.search_attributes,
-                    retry=intent.retry,
-                    activity_timeout=self._action.prepared.activity_timeout
-                    if self._action.prepared
-                    else None,
-                    heartbeat_timeout=(
-                        self._action.prepared.heartbeat_timeout if self._action.prepared else None
-                    ),
-                    test_server=self._action.input.test_server,
-                    report_joined=report_joined,
-                ),
-                id=child_id,
-                static_summary=summary(
-                    intent.actor_type, intent.actor_id, intent.name, intent.arguments
-                ),
-                search_attributes=(
-                    initial_search_attributes(intent.actor_type, intent.actor_id, intent.name)
-                    if self._action.input.search_attributes
-                    else None
-                ),
-                task_queue=self._action.input.task_queue,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                # a concluded step stops watching its children; that must not cancel them
-                cancellation_type=workflow.ChildWorkflowCancellationType.ABANDON,
-                result_type=ActionData,
-            )
-        except Exception as error:
-            self._open_children -= 1
-            workflow.logger.error(
-                "action %s: child %s did not start: %s", self._action.data.id, child_id, error
-            )
-            self._dependencies.list_started(child_id)
-            self._dependencies.conclude(child_id, False)
-            return
-        finally:
-            self._starting -= 1
-        self._dependencies.list_started(child_id)
-        try:
-            result: ActionData = await handle
-        except ChildWorkflowError as error:
-            if self._dependencies.concluded(child_id):
-                return  # we stopped watching (abandon, not cancel) after it concluded
-            # The child ended without concluding (terminated, timed out, crashed):
-            # it can no longer conclude, so the step must not wait for it.
-            workflow.logger.error(
-                "action %s: child %s ended abnormally: %s", self._action.data.id, child_id, error
-            )
-            self._dependencies.conclude(child_id, False)
-        else:
-            # A superseded child handed this dependency to its successor, which
-            # the lane tells us about (S4.2); any other final status concludes it.
-            if result.status != "superseded":
-                self._dependencies.conclude(child_id, result.successful)
-        finally:
-            self._open_children -= 1
 
     async def _finish(
         self, status: str, *, release: bool, callbacks: bool = True, grant: bool = True
