@@ -1,14 +1,13 @@
-"""`ActionWorkflow`: the deterministic interpreter of one action (S3).
+"""`ActionWorkflow`: the deterministic interpreter of one action (S3, S6.1-S6.3, S7.1, S9.2).
 
 It never imports user code or reads the registry: it only acts on what the
 activities report (how many steps, what each step asked for). So changing a
 definition never makes an in-flight workflow non-deterministic.
 
-Dependencies conclude by message (`conclude` signals), not by awaiting a
-child's result: an action that was superseded hands its dependents to its
-successor, and the lane — which sees every join and release in order — tells
-them when that successor ends (S4.2, S4.3). A dependency is counted per id, so
-several dependencies moved to one successor each still need their conclusion.
+`run` is the lifecycle of S3, in order; the rest lives in modules of its own:
+the state it keeps (`action_run`), its turn in the lane (`lane_turns`), its
+steps and job (`step_runs`), what they wait on (`dependencies`, `child_starts`)
+and finishing (`finish`).
 """
 
 from __future__ import annotations
@@ -16,111 +15,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    CancelledError,
-    ChildWorkflowError,
-)
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from . import timers
-    from .keys import tenancy_key
-    from .lane_messages import Conclusion, Forward, LaneRelease, LaneWithdraw, Verdict
+    from .action_run import ActionRun
+    from .dependencies import Dependencies
+    from .endings import Ending, finish
+    from .lane_messages import Conclusion, Forward, Verdict
+    from .lane_turns import take_turn
     from .messages import (
         PAYLOAD_VERSION,
-        ActionContext,
         ActionData,
         ActionInput,
-        ChildIntent,
-        Dependency,
         ErrorData,
-        FinishInput,
-        FinishOutcome,
-        JobInput,
-        JobOutcome,
         Prepared,
         PrepareInput,
-        RetryData,
-        StepData,
-        StepInput,
-        StepOutcome,
     )
-    from .search_attributes import (
-        CONCURRENCY_KEY,
-        STATUS,
-        initial_search_attributes,
-        summary,
+    from .search_attributes import CONCURRENCY_KEY, STATUS
+    from .step_runs import StepRuns
+    from .workflow_support import (
+        ACTION_WORKFLOW,
+        DEFAULT_RETRY,
+        activity_error,
+        duration,
+        now,
+        retry_policy,
+        signal,
     )
 
-ACTION_WORKFLOW = "SteppedAction"
 #: how often an outbound action waiting for completion wakes (costs two events)
 OUTBOUND_WAKE = timedelta(days=1)
-#: Children open at once per action; Temporal refuses more than 2,000 pending children.
-CHILD_WINDOW = 1000
-#: Child starts issued per workflow task. Each start's input travels in the
-#: parent's history and the server reads the start from there: hundreds in one
-#: task make one large batch of events that it reads once per child.
-START_BATCH = 50
-BATCHED_STARTS = "stepped-batched-child-starts"
-DEFAULT_RETRY = RetryData(
-    initial_interval=1.0, backoff_coefficient=2.0, maximum_interval=30.0, maximum_attempts=5
-)
-#: Prepare and finish only retry failures of the moment (user errors come back as results).
-SYSTEM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
-
-
-def _retry_policy(data: RetryData) -> RetryPolicy:
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=data.initial_interval),
-        backoff_coefficient=data.backoff_coefficient,
-        maximum_interval=timedelta(seconds=data.maximum_interval)
-        if data.maximum_interval
-        else None,
-        maximum_attempts=data.maximum_attempts,
-        non_retryable_error_types=data.non_retryable_error_types or None,
-    )
-
-
-def _seconds(seconds: float | None) -> timedelta | None:
-    return timedelta(seconds=seconds) if seconds else None
-
-
-def _reraise_cancellation(error: ActivityError) -> None:
-    """An activity we cancelled (the action ended meanwhile) is no failure of it."""
-    if isinstance(error.cause, CancelledError):
-        raise asyncio.CancelledError() from error
-
-
-def _activity_error(error: BaseException) -> ErrorData:
-    cause = error.__cause__ if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError):
-        return ErrorData(cause.type or "ApplicationError", cause.message)
-    return ErrorData(type(cause).__name__ if cause else type(error).__name__, str(cause or error))
-
-
-class _Exhausted(Exception):
-    """A step's attempts are used up: it failed with `error`."""
-
-    def __init__(self, error: ErrorData) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-class _Dependency:
-    __slots__ = ("concluded", "number", "step")
-
-    def __init__(self, step: int, number: int = 0) -> None:
-        self.step = step
-        #: its place among the step's calls
-        self.number = number
-        self.concluded = False
 
 
 @workflow.defn(name=ACTION_WORKFLOW)
@@ -129,63 +56,30 @@ class ActionWorkflow:
 
     @workflow.init
     def __init__(self, input: ActionInput) -> None:
-        self._input = input
-        self._data = ActionData(
-            id=input.action_id,
-            actor_type=input.actor_type,
-            actor_id=input.actor_id,
-            name=input.name,
-            arguments=list(input.arguments),
-            root=input.parent is None,
-            parent_id=input.parent.workflow_id if input.parent else None,
-        )
-        self._prepared: Prepared | None = None
-        self._verdicts: list[Verdict] = []
-        self._dependencies: dict[str, _Dependency] = {}
-        #: children that reported joining their lanes (`ActionInput.report_joined`)
-        self._joined: set[str] = set()
-        self._cancel_requested = False
-        self._open_children = 0
-        #: children asked for whose start Temporal has not confirmed yet
-        self._starting = 0
-        self._withdrawing = False
-        #: it holds its key by claim (claims.py), not through the lane workflow
-        self._claimed = False
-        self._claim_released = False
-        #: the lane workflow counts this claimed action as performing: release to it
-        self._lane_owned = False
-        #: the last step granted the achievement (S3.9) itself
-        self._granted = False
-        #: when the last step gave up the claim (its end, as the next holder sees it)
-        self._released_at: str | None = None
-        #: the status an outside `complete()` asked for (S6)
-        self._completion: str | None = None
+        self._action = ActionRun(input)
+        self._dependencies = Dependencies(self._action.data)
+        self._steps = StepRuns(self._action, self._dependencies)
 
     # -- messages ------------------------------------------------------------
     @workflow.signal
     def verdict(self, verdict: Verdict) -> None:
         """The lane's word: perform, superseded, shared, deadlocked, withdrawn, resolved."""
-        self._verdicts.append(verdict)
+        self._action.verdicts.append(verdict)
 
     @workflow.signal
     def conclude(self, conclusion: Conclusion) -> None:
         """A dependency of one of this action's steps concluded."""
-        self._conclude(conclusion.dependency_id, conclusion.successful)
+        self._dependencies.conclude(conclusion.dependency_id, conclusion.successful)
 
     @workflow.signal
     def joined(self, action_id: str) -> None:
         """A child that later siblings join after has joined its lane (S4.8)."""
-        self._joined.add(action_id)
+        self._dependencies.joined(action_id)
 
     @workflow.signal
     def forward(self, forward: Forward) -> None:
         """A dependency now waits on a successor: list it in the waiting step (S4.2)."""
-        dependency = self._dependencies.get(forward.dependency_id)
-        if dependency is None:
-            return
-        actions = self._data.steps[dependency.step].actions
-        if forward.successor not in actions:
-            actions.append(forward.successor)
+        self._dependencies.forward(forward.dependency_id, forward.successor)
 
     @workflow.update
     def complete(self, status: str) -> bool:
@@ -194,14 +88,15 @@ class ActionWorkflow:
         True when this call completed it; False when it is not (or no longer)
         performing, not outbound, or was completed already.
         """
+        action = self._action
         if (
-            self._data.status != "performing"
-            or not self._data.outbound
-            or self._completion is not None
-            or self._cancel_requested
+            action.data.status != "performing"
+            or not action.data.outbound
+            or action.completion is not None
+            or action.cancel_requested
         ):
             return False
-        self._completion = status
+        action.completion = status
         return True
 
     @complete.validator
@@ -212,38 +107,57 @@ class ActionWorkflow:
     @workflow.signal
     def cancel(self) -> None:
         """Cancel the action (S4.6): pending ones leave the queue, performing ones complete."""
-        self._cancel_requested = True
+        self._action.cancel_requested = True
 
     @workflow.query
     def describe(self) -> ActionData:
         """The action's state, at any time (S9.2)."""
-        return self._data
+        return self._action.data
 
     # -- the action ----------------------------------------------------------
     @workflow.run
     async def run(self, input: ActionInput) -> ActionData:
-        data = await self._act(input)
-        self._upsert(STATUS.value_set(data.status))
-        return data
+        """S3 in order: prepare; then achieved, performing at once, pending in the
+        lane until its turn, or ended before it began; then finish."""
+        action = self._action
+        prepared = await self._prepare(input)
+        ending: Ending | None
+        if prepared is None:  # unreadable input, or prepare failed for good (S8.2)
+            ending = None
+        elif prepared.outcome == "achieved":  # S3.4: succeeded at once, nothing to finish
+            action.data.achieve(now())
+            ending = None
+        elif prepared.outcome == "claimed":  # nobody else holds the key: no lane to wait in
+            action.claimed = True
+            ending = await self._perform()
+        elif prepared.outcome == "joined":  # S3.5, S4.1: pending until the lane decides
+            ending = await take_turn(action, self._perform)
+        else:  # S3.2: before cancelled, completed or failed; S4.4: a deadlock seen at once
+            action.data.error = prepared.error
+            ending = Ending(prepared.outcome, release=False, callbacks=False)
+        if ending is not None:
+            await finish(action, ending)
+        action.upsert(STATUS.value_set(action.data.status))
+        return action.data
 
-    def _upsert(self, update: SearchAttributeUpdate[str]) -> None:
-        if self._input.search_attributes:
-            workflow.upsert_search_attributes([update])
-
-    async def _act(self, input: ActionInput) -> ActionData:
+    async def _prepare(self, input: ActionInput) -> Prepared | None:
+        """The prepare activity (S3.2-S3.4): `before`, the keys, the achievement, and
+        a claim on the key or a place in its lane. None when the action failed."""
+        action = self._action
         if input.version != PAYLOAD_VERSION:
-            return await self._fail_early(
+            self._fail_early(
                 ErrorData(
                     "PayloadVersionError",
                     f"action input has payload version {input.version!r}; this worker reads "
                     f"version {PAYLOAD_VERSION}",
                 )
             )
+            return None
         try:
             prepared = input.prepared or await workflow.execute_activity(
                 "stepped_prepare",
                 PrepareInput(
-                    self._context(),
+                    action.context(),
                     input.task_queue,
                     input.parent,
                     list(input.ancestry),
@@ -252,111 +166,47 @@ class ActionWorkflow:
                 ),
                 result_type=Prepared,
                 start_to_close_timeout=timedelta(seconds=input.activity_timeout or 600.0),
-                heartbeat_timeout=_seconds(input.heartbeat_timeout),
-                retry_policy=_retry_policy(input.retry or DEFAULT_RETRY),
+                heartbeat_timeout=duration(input.heartbeat_timeout),
+                retry_policy=retry_policy(input.retry or DEFAULT_RETRY),
             )
         except ActivityError as error:
             await self._report_joined()
-            return await self._fail_early(_activity_error(error))
+            self._fail_early(activity_error(error))
+            return None
         await self._report_joined()
-        self._prepared = prepared
-        data = self._data
+        action.prepared = prepared
         if prepared.concurrency_key is not None:
-            self._upsert(CONCURRENCY_KEY.value_set(prepared.concurrency_key))
-        data.take(prepared)
-        if prepared.outcome == "achieved":  # S3.4
-            data.achieve(self._now())
-            return data
-        if prepared.outcome == "claimed":  # nobody else holds the key: no lane to wait in
-            self._claimed = True
-            return await self._perform()
-        if prepared.outcome == "joined":
-            return await self._take_turn()
-        # S3.2: before cancelled, completed or failed; S4.4: a deadlock seen at once
-        data.error = prepared.error
-        return await self._finish(prepared.outcome, release=False, callbacks=False)
+            action.upsert(CONCURRENCY_KEY.value_set(prepared.concurrency_key))
+        action.data.take(prepared)
+        return prepared
 
     async def _report_joined(self) -> None:
         """Tell the parent we are in our lane (or done), so the next sibling joins (S4.8)."""
-        if self._input.report_joined and self._input.parent is not None:
-            await _signal(self._input.parent.workflow_id, "joined", self._data.id)
+        input = self._action.input
+        if input.report_joined and input.parent is not None:
+            await signal(input.parent.workflow_id, "joined", self._action.data.id)
 
-    async def _fail_early(self, error: ErrorData) -> ActionData:
-        self._data.error = error
-        self._data.status = "failed"
-        self._data.completed_at = self._now()
-        workflow.logger.error("action %s failed: %s: %s", self._data.id, error.type, error.message)
-        return self._data
+    def _fail_early(self, error: ErrorData) -> None:
+        data = self._action.data
+        data.error = error
+        data.status = "failed"
+        data.completed_at = now()
+        workflow.logger.error("action %s failed: %s: %s", data.id, error.type, error.message)
 
-    async def _take_turn(self) -> ActionData:
-        """Wait in the lane as pending, then perform or end as the lane decides."""
-        self._withdrawing = False
-
-        # The lane sends its signals concurrently, and Temporal may deliver two to us
-        # in either order: a "resolved" can overtake the "shared" it follows, so it
-        # stays in the list for `_follow` instead of being taken as a turn.
-        def turn() -> Verdict | None:
-            return next((v for v in self._verdicts if v.kind != "resolved"), None)
-
-        while True:
-            await workflow.wait_condition(
-                lambda: turn() is not None or (self._cancel_requested and not self._withdrawing)
-            )
-            verdict = turn()
-            if verdict is None:
-                self._withdrawing = True
-                await self._signal_lane("withdraw", LaneWithdraw(self._data.id))
-                continue
-            self._verdicts.remove(verdict)
-            if verdict.kind == "perform":
-                return await self._perform()
-            if verdict.kind == "superseded":
-                return self._end_resolved("superseded", verdict.by)
-            if verdict.kind == "withdrawn":
-                return await self._finish("cancelled", release=False)
-            if verdict.kind == "deadlocked":
-                self._data.error = ErrorData("Deadlock", verdict.message or "deadlock")
-                workflow.logger.error("action %s deadlocked: %s", self._data.id, verdict.message)
-                return await self._finish("deadlocked", release=False, callbacks=False)
-            if verdict.kind == "shared":
-                return await self._follow(verdict.by)
-
-    def _end_resolved(self, status: str, by: str | None) -> ActionData:
-        """Superseded (S4.2): final at once; the lane moved our dependents to `by`."""
-        self._data.status = status
-        self._data.resolved_by = by
-        self._data.completed_at = self._now()
-        return self._data
-
-    async def _follow(self, shared_with: str | None) -> ActionData:
-        """Shared (S4.3): mirror the final result of the action we share with."""
-        self._data.resolved_by = shared_with
-        await workflow.wait_condition(
-            lambda: self._cancel_requested or any(v.kind == "resolved" for v in self._verdicts)
-        )
-        resolved = next((v for v in self._verdicts if v.kind == "resolved"), None)
-        if resolved is None:
-            return await self._finish("cancelled", release=False, callbacks=False)
-        self._data.status = resolved.status or "failed"
-        self._data.error = resolved.error
-        self._data.resolved_by = resolved.by or shared_with
-        self._data.completed_at = self._now()
-        self._data.successful = resolved.successful
-        return self._data
-
-    async def _perform(self) -> ActionData:
+    async def _perform(self) -> Ending:
         """Steps, then the job, then (outbound) the completion from outside — raced
-        against cancellation, outside completion and the timeout (S3, S6, S7)."""
-        data = self._data
-        prepared = self._prepared
+        against cancellation, outside completion and the timeout (S3.5, S6, S7)."""
+        action = self._action
+        data = action.data
+        prepared = action.prepared
         assert prepared is not None
         data.status = "performing"
-        data.started_at = prepared.first_step_started_at or self._now()
-        self._upsert(STATUS.value_set("performing"))
+        data.started_at = prepared.first_step_started_at or now()
+        action.upsert(STATUS.value_set("performing"))
         work = asyncio.ensure_future(self._work())
 
         def interrupted() -> bool:
-            return work.done() or self._cancel_requested or self._completion is not None
+            return work.done() or action.cancel_requested or action.completion is not None
 
         timed_out = False
         if prepared.timeout is None:
@@ -365,7 +215,7 @@ class ActionWorkflow:
             timed_out = not await timers.wait_condition(
                 interrupted,
                 timedelta(seconds=prepared.timeout),
-                test_server=self._input.test_server,
+                test_server=action.input.test_server,
             )
         if work.done() and not timed_out:
             status, error = work.result()
@@ -377,403 +227,42 @@ class ActionWorkflow:
         if status == "achieved":  # S3.4, found only once the lane let it perform
             data.steps.clear()
             data.current_step_index = None
-            return await self._finish("succeeded", release=True, callbacks=False, grant=False)
+            return Ending("succeeded", release=True, callbacks=False, grant=False)
         data.error = error
-        return await self._finish(status, release=True)
+        return Ending(status, release=True)
 
     def _interruption(self, timed_out: bool) -> str:
-        if self._completion is not None:
-            return self._completion
-        if self._cancel_requested:
+        action = self._action
+        if action.completion is not None:
+            return action.completion
+        if action.cancel_requested:
             return "cancelled"
         assert timed_out
-        workflow.logger.warning("action %s timed out", self._data.id)
+        workflow.logger.warning("action %s timed out", action.data.id)
         return "timed_out"
 
     async def _work(self) -> tuple[str, ErrorData | None]:
-        prepared = self._prepared
+        """The steps (S3.6-S3.8), then the job (S6.4), then an outbound action's
+        wait for its completion from outside (S6.1)."""
+        action = self._action
+        prepared = action.prepared
         assert prepared is not None
-        status, error = await self._run_steps()
+        status, error = await self._steps.run_steps()
         if status != "succeeded":
             return status, error
         if prepared.job:
-            return await self._run_job()
+            return await self._steps.run_job()
         if prepared.outbound:  # S6.1: performing until completed from outside
-            while self._completion is None:
+            while action.completion is None:
                 # Wake daily: a workflow with no timer at all lets the time-skipping
                 # test server jump straight to its 10-year execution timeout.
                 await timers.wait_condition(
-                    lambda: self._completion is not None,
+                    lambda: action.completion is not None,
                     OUTBOUND_WAKE,
-                    test_server=self._input.test_server,
+                    test_server=action.input.test_server,
                 )
-            return self._completion, None
+            return action.completion, None
         return "succeeded", None
-
-    def _begin_step(self, index: int) -> StepData:
-        """Step `index` starts performing (the claimed first one when prepare claimed)."""
-        prepared = self._prepared
-        assert prepared is not None
-        self._data.current_step_index = index
-        started_at = prepared.first_step_started_at if index == 0 else None
-        step = StepData(index=index, status="performing", started_at=started_at or self._now())
-        self._data.steps.append(step)
-        return step
-
-    async def _run_job(self) -> tuple[str, ErrorData | None]:
-        """The job (S6.4), as the step after the prepended ones."""
-        prepared = self._prepared
-        assert prepared is not None
-        step = self._begin_step(prepared.step_count)
-        try:
-            outcome = await workflow.execute_activity(
-                "stepped_job",
-                JobInput(
-                    self._context(),
-                    erase_achievement=prepared.step_count == 0 and not self._claimed,
-                ),
-                result_type=JobOutcome,
-                start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
-                heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
-                retry_policy=_retry_policy(prepared.retry or DEFAULT_RETRY),
-                cancellation_type=timers.activity_cancellation(self._input.test_server),
-            )
-        except ActivityError as error:
-            _reraise_cancellation(error)
-            return self._step_failed(step, _activity_error(error))
-        if outcome.achieved:
-            return "achieved", None
-        if outcome.arguments is not None:
-            self._data.arguments = list(outcome.arguments)
-        if outcome.error is not None:
-            return self._step_failed(step, outcome.error)
-        step.status = "succeeded"
-        step.completed_at = self._now()
-        return outcome.status or "succeeded", None
-
-    async def _run_steps(self) -> tuple[str, ErrorData | None]:
-        prepared = self._prepared
-        assert prepared is not None
-        retry = _retry_policy(prepared.retry or DEFAULT_RETRY)
-        last = prepared.step_count - 1
-        for index in range(prepared.step_count):
-            step = self._begin_step(index)
-            if index == 0 and prepared.first_step is not None:
-                outcome = prepared.first_step  # prepare ran it (activities._perform_first_step)
-            else:
-                try:
-                    outcome = await self._step_activity(index, index == last, retry)
-                except ActivityError as error:
-                    _reraise_cancellation(error)
-                    return self._step_failed(step, _activity_error(error))
-                except _Exhausted as exhausted:
-                    return self._step_failed(step, exhausted.error)
-            if outcome.released:
-                self._claim_released = True
-                self._lane_owned = self._lane_owned or outcome.lane_owned
-                # it ended when it gave the key up: the next holder may start then
-                self._released_at = outcome.released_at
-            self._granted = self._granted or outcome.granted
-            if outcome.achieved:
-                return "achieved", None
-            if outcome.arguments is not None:
-                self._data.arguments = list(outcome.arguments)
-            if outcome.error is not None:
-                return self._step_failed(step, outcome.error)
-            await self._await_dependencies(step, outcome)
-            step.completed_at = self._released_at or self._now()
-            if outcome.marked_failed or step.unsuccessful_actions_count:
-                step.status = "failed"
-                reason = (
-                    f"step {index} set its status to failed"
-                    if outcome.marked_failed
-                    else f"{step.unsuccessful_actions_count} of its dependencies concluded "
-                    f"unsuccessfully"
-                )
-                return "failed", ErrorData("StepFailed", f"step {index} failed: {reason}")
-            step.status = "succeeded"
-        return "succeeded", None
-
-    async def _step_activity(self, index: int, last: bool, retry: RetryPolicy) -> StepOutcome:
-        prepared = self._prepared
-        assert prepared is not None
-        if index == 0 and prepared.first_step_failure is not None:
-            # Prepare ran the first step and it raised an error that is retried:
-            # that was its first attempt, so the activity has one attempt less.
-            retry = await self._after_first_attempt(
-                retry, prepared.first_step_failure, self._input.test_server
-            )
-        step = StepInput(self._context(), index, erase_achievement=index == 0 and not self._claimed)
-        outcome: StepOutcome = await workflow.execute_activity(
-            "stepped_step",
-            step.as_last(prepared, self._claimed) if last else step,
-            result_type=StepOutcome,
-            start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
-            heartbeat_timeout=_seconds(prepared.heartbeat_timeout),
-            retry_policy=retry,
-            cancellation_type=timers.activity_cancellation(self._input.test_server),
-        )
-        return outcome
-
-    @staticmethod
-    async def _after_first_attempt(
-        retry: RetryPolicy, failure: ErrorData, test_server: bool
-    ) -> RetryPolicy:
-        """The policy for attempts 2.. of a step whose first attempt failed with
-        `failure`; raises `_Exhausted` when it allows no more."""
-        if retry.maximum_attempts == 1 or failure.type in (retry.non_retryable_error_types or ()):
-            raise _Exhausted(failure)
-        assert retry.initial_interval is not None
-        await timers.sleep(retry.initial_interval.total_seconds(), test_server=test_server)
-        interval = retry.initial_interval * retry.backoff_coefficient
-        if retry.maximum_interval is not None:
-            interval = min(interval, retry.maximum_interval)
-        return RetryPolicy(
-            initial_interval=interval,
-            backoff_coefficient=retry.backoff_coefficient,
-            maximum_interval=retry.maximum_interval,
-            maximum_attempts=retry.maximum_attempts - 1 if retry.maximum_attempts else 0,
-            non_retryable_error_types=retry.non_retryable_error_types,
-        )
-
-    def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
-        step.status = "failed"
-        step.completed_at = self._released_at or self._now()
-        workflow.logger.warning(
-            "action %s: step %d failed: %s: %s",
-            self._data.id,
-            step.index,
-            error.type,
-            error.message,
-        )
-        return "failed", error
-
-    async def _await_dependencies(self, step: StepData, outcome: StepOutcome) -> None:
-        """Start the children and timers a step asked for; wait until all concluded (S3.7)."""
-        children: list[tuple[str, ChildIntent]] = []
-        order = outcome.join_after  # S4.8: None when they may join in any order
-        for number, intent in enumerate(outcome.children):
-            child_id = (
-                f"{tenancy_key(intent.actor_type, intent.actor_id, intent.name)}/"
-                f"{workflow.uuid4().hex[:16]}"
-            )
-            # listed in `step.actions` once Temporal started it (so it can be described)
-            self._dependencies[child_id] = _Dependency(step.index, number)
-            children.append((child_id, intent))
-        waits: list[tuple[str, float]] = []
-        for number, seconds in enumerate(outcome.waits):
-            wait_id = f"wait/{step.index}/{number}"
-            self._dependencies[wait_id] = _Dependency(step.index)
-            step.waits.append(seconds)
-            waits.append((wait_id, seconds))
-        step.pending_actions_count = len(children) + len(waits)
-        tasks = [asyncio.ensure_future(self._wait(wait_id, s)) for wait_id, s in waits]
-        # (a patch marker only where batching changes anything: more than one batch)
-        batched = len(children) > START_BATCH and workflow.patched(BATCHED_STARTS)
-        reporting = {i for earlier in order or () for i in earlier}
-        for number, (child_id, intent) in enumerate(children):
-            if batched and number and number % START_BATCH == 0:
-                await workflow.wait_condition(lambda: self._starting == 0)
-            await workflow.wait_condition(lambda: self._open_children < CHILD_WINDOW)
-            self._open_children += 1
-            after = [children[i][0] for i in order[number]] if order else []
-            tasks.append(
-                asyncio.ensure_future(
-                    self._start_child(child_id, intent, after, number in reporting)
-                )
-            )
-        await workflow.wait_condition(lambda: step.pending_actions_count == 0)
-        for task in tasks:  # children abandoned past this point are not ours to watch
-            if not task.done():
-                task.cancel()
-
-    async def _wait(self, wait_id: str, seconds: float) -> None:
-        await workflow.sleep(timedelta(seconds=seconds))
-        self._conclude(wait_id, True)
-
-    def _list(self, child_id: str) -> None:
-        """List a started child in its step's `actions`, in call order (S9.2)."""
-        dependency = self._dependencies[child_id]
-        actions = self._data.steps[dependency.step].actions
-
-        def later(other_id: str) -> bool:
-            other = self._dependencies.get(other_id)
-            return other is not None and other.number > dependency.number
-
-        if not actions or not later(actions[-1]):  # starts come in call order, mostly
-            actions.append(child_id)
-            return
-        position = next(i for i, other_id in enumerate(actions) if later(other_id))
-        actions.insert(position, child_id)
-
-    def _in_lane(self, child_id: str) -> bool:
-        """The child has joined its lane: it said so, or it concluded."""
-        dependency = self._dependencies[child_id]
-        return child_id in self._joined or dependency.concluded
-
-    async def _start_child(
-        self, child_id: str, intent: ChildIntent, after: list[str], report_joined: bool
-    ) -> None:
-        if after:  # S4.8: earlier calls on the same lane join first
-            await workflow.wait_condition(lambda: all(self._in_lane(a) for a in after))
-            if self._data.status != "performing":
-                self._open_children -= 1
-                return  # the action ended meanwhile (cancelled, timed out): start nothing
-        ancestry = [*self._input.ancestry, self._data.id]
-        self._starting += 1
-        try:
-            handle = await workflow.start_child_workflow(
-                ACTION_WORKFLOW,
-                ActionInput(
-                    action_id=child_id,
-                    actor_type=intent.actor_type,
-                    actor_id=intent.actor_id,
-                    name=intent.name,
-                    arguments=intent.arguments,
-                    task_queue=self._input.task_queue,
-                    parent=Dependency(self._data.id, child_id),
-                    ancestry=ancestry,
-                    search_attributes=self._input.search_attributes,
-                    retry=intent.retry,
-                    activity_timeout=self._prepared.activity_timeout if self._prepared else None,
-                    heartbeat_timeout=(
-                        self._prepared.heartbeat_timeout if self._prepared else None
-                    ),
-                    test_server=self._input.test_server,
-                    report_joined=report_joined,
-                ),
-                id=child_id,
-                static_summary=summary(
-                    intent.actor_type, intent.actor_id, intent.name, intent.arguments
-                ),
-                search_attributes=(
-                    initial_search_attributes(intent.actor_type, intent.actor_id, intent.name)
-                    if self._input.search_attributes
-                    else None
-                ),
-                task_queue=self._input.task_queue,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                # a concluded step stops watching its children; that must not cancel them
-                cancellation_type=workflow.ChildWorkflowCancellationType.ABANDON,
-                result_type=ActionData,
-            )
-        except Exception as error:
-            self._open_children -= 1
-            workflow.logger.error(
-                "action %s: child %s did not start: %s", self._data.id, child_id, error
-            )
-            self._list(child_id)
-            self._conclude(child_id, False)
-            return
-        finally:
-            self._starting -= 1
-        self._list(child_id)
-        try:
-            result: ActionData = await handle
-        except ChildWorkflowError as error:
-            dependency = self._dependencies[child_id]
-            if dependency.concluded:
-                return  # we stopped watching (abandon, not cancel) after it concluded
-            # The child ended without concluding (terminated, timed out, crashed):
-            # it can no longer conclude, so the step must not wait for it.
-            workflow.logger.error(
-                "action %s: child %s ended abnormally: %s", self._data.id, child_id, error
-            )
-            self._conclude(child_id, False)
-        else:
-            # A superseded child handed this dependency to its successor, which
-            # the lane tells us about (S4.2); any other final status concludes it.
-            if result.status != "superseded":
-                self._conclude(child_id, result.successful)
-        finally:
-            self._open_children -= 1
-
-    def _conclude(self, dependency_id: str, successful: bool) -> None:
-        dependency = self._dependencies.get(dependency_id)
-        if dependency is None or dependency.concluded:
-            return
-        dependency.concluded = True
-        step = self._data.steps[dependency.step]
-        step.pending_actions_count -= 1
-        if not successful:
-            step.unsuccessful_actions_count += 1
-
-    async def _finish(
-        self, status: str, *, release: bool, callbacks: bool = True, grant: bool = True
-    ) -> ActionData:
-        """Complete with a final status (S3.9): callbacks, achievement, parent, lane."""
-        data = self._data
-        data.status = status
-        data.completed_at = self._released_at or self._now()
-        prepared = self._prepared
-        run_callbacks = callbacks and prepared is not None and status in prepared.callback_statuses
-        grant = grant and status == "succeeded" and data.checksum is not None and not self._granted
-        release_claim = release and self._claimed and not self._claim_released
-        failed_callbacks = 0
-        if run_callbacks or grant or release_claim:
-            outcome = await workflow.execute_activity(
-                "stepped_finish",
-                FinishInput(
-                    self._context(), status, grant_achievement=grant, release_claim=release_claim
-                ),
-                result_type=FinishOutcome,
-                start_to_close_timeout=timedelta(
-                    seconds=prepared.activity_timeout if prepared else 600.0
-                ),
-                heartbeat_timeout=_seconds(prepared.heartbeat_timeout if prepared else None),
-                retry_policy=SYSTEM_RETRY,
-            )
-            failed_callbacks = outcome.failed
-            self._lane_owned = self._lane_owned or outcome.lane_owned
-            if run_callbacks:
-                # like the gem's counters: None until something is counted (S3.9)
-                data.after_callbacks_succeeded_count = outcome.succeeded or None
-                data.after_callbacks_failed_count = outcome.failed or None
-        data.successful = status == "succeeded" and failed_callbacks == 0
-        # A claimed action tells the lane only if the lane took it over (the
-        # release found the key contended, or the lane's perform verdict came).
-        adopted = self._lane_owned or any(v.kind == "perform" for v in self._verdicts)
-        if release and (not self._claimed or adopted):
-            await self._signal_lane(
-                "release",
-                LaneRelease(data.id, status, data.successful, data.error, data.completed_at),
-            )
-        return data
-
-    async def _signal_lane(self, signal: str, payload: Any) -> None:
-        prepared = self._prepared
-        assert prepared is not None and prepared.lane_id is not None
-        await _signal(prepared.lane_id, signal, payload)
-
-    def _context(self) -> ActionContext:
-        data = self._data
-        return ActionContext(
-            action_id=data.id,
-            actor_type=data.actor_type,
-            actor_id=data.actor_id,
-            name=data.name,
-            arguments=data.arguments,
-            root=data.root,
-            outbound=data.outbound,
-            checksum=data.checksum,
-            checksum_key=data.checksum_key,
-            concurrency_key=data.concurrency_key,
-            status=data.status,
-        )
-
-    @staticmethod
-    def _now() -> str:
-        return workflow.now().isoformat()
-
-
-async def _signal(workflow_id: str, signal: str, payload: Any) -> None:
-    """Signal another workflow; one that already closed has nobody left to tell."""
-    try:
-        await workflow.get_external_workflow_handle(workflow_id).signal(signal, payload)
-    except ApplicationError as error:
-        if error.type != "ExternalWorkflowExecutionNotFound":
-            raise
-        workflow.logger.info("signal %s to closed workflow %s dropped", signal, workflow_id)
 
 
 __all__ = ["ACTION_WORKFLOW", "ActionWorkflow"]

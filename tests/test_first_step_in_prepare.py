@@ -204,7 +204,7 @@ async def test_a_wide_step_starts_its_children_in_batches(stepped_env):
     """S3.7: 120 children all run and conclude; the parent asks Temporal for them
     at most START_BATCH per workflow task (one huge batch of start events is slow
     for the server to work through)."""
-    from stepped_temporal.workflows import START_BATCH
+    from stepped_temporal.child_starts import START_BATCH
 
     Car = car_class()
     fleet = Car.stepped_action("fleet")

@@ -1,0 +1,82 @@
+"""`ActionRun`: one action as its workflow holds it while it runs (S3.1, S6.1, S9.2).
+
+`ActionData` is what `describe()` reports (S9.2); an `ActionRun` adds what
+only the workflow needs: its input, what prepare found, the messages it was
+sent (lane verdicts, cancel, an outside completion) and how it holds its key.
+The workflow's handlers write it; the modules that perform, wait in the lane
+and finish read it — one state, the way a lane keeps its state in `LaneState`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
+
+with workflow.unsafe.imports_passed_through():
+    from .lane_messages import Verdict
+    from .messages import ActionContext, ActionData, ActionInput, Prepared
+    from .workflow_support import signal
+
+__all__ = ["ActionRun"]
+
+
+class ActionRun:
+    """The state of one action workflow: its `ActionData` and what only the workflow knows."""
+
+    def __init__(self, input: ActionInput) -> None:
+        self.input = input
+        self.data = ActionData(
+            id=input.action_id,
+            actor_type=input.actor_type,
+            actor_id=input.actor_id,
+            name=input.name,
+            arguments=list(input.arguments),
+            root=input.parent is None,
+            parent_id=input.parent.workflow_id if input.parent else None,
+        )
+        #: what prepare found (None until it ran)
+        self.prepared: Prepared | None = None
+        #: the lane's verdicts not acted on yet, in the order they came
+        self.verdicts: list[Verdict] = []
+        self.cancel_requested = False
+        #: the status an outside `complete()` asked for (S6)
+        self.completion: str | None = None
+        #: it holds its key by claim (store/claims.py), not through the lane workflow
+        self.claimed = False
+        self.claim_released = False
+        #: the lane workflow counts this claimed action as performing: release to it
+        self.lane_owned = False
+        #: the last step granted the achievement (S3.9) itself
+        self.granted = False
+        #: when the last step gave up the claim (its end, as the next holder sees it)
+        self.released_at: str | None = None
+
+    def context(self) -> ActionContext:
+        """What an activity serving this action needs to know about it, as of now."""
+        data = self.data
+        return ActionContext(
+            action_id=data.id,
+            actor_type=data.actor_type,
+            actor_id=data.actor_id,
+            name=data.name,
+            arguments=data.arguments,
+            root=data.root,
+            outbound=data.outbound,
+            checksum=data.checksum,
+            checksum_key=data.checksum_key,
+            concurrency_key=data.concurrency_key,
+            status=data.status,
+        )
+
+    def upsert(self, update: SearchAttributeUpdate[str]) -> None:
+        """Update one of Stepped's search attributes, when the action keeps them (S9.3)."""
+        if self.input.search_attributes:
+            workflow.upsert_search_attributes([update])
+
+    async def signal_lane(self, name: str, payload: Any) -> None:
+        """Send the action's lane workflow a message (a withdraw or a release)."""
+        prepared = self.prepared
+        assert prepared is not None and prepared.lane_id is not None
+        await signal(prepared.lane_id, name, payload)

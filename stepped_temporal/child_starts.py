@@ -1,0 +1,155 @@
+"""`ChildStarts`: starting the child actions a step asked for, and watching them
+(S3.7, S3.11, S3.13, S3.14, S4.8).
+
+Children start in call order, each after the earlier calls on its lane have
+joined theirs (S4.8), at most `CHILD_WINDOW` open at once and — where the
+`BATCHED_STARTS` patch marker is recorded — at most `START_BATCH` per workflow
+task. A child that ends without concluding (terminated, timed out, crashed)
+concludes unsuccessfully, so its parent step never waits for it forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from .action_run import ActionRun
+    from .dependencies import Dependencies
+    from .keys import tenancy_key
+    from .messages import ActionData, ActionInput, ChildIntent, Dependency
+    from .search_attributes import initial_search_attributes, summary
+    from .workflow_support import ACTION_WORKFLOW
+
+#: Children open at once per action; Temporal refuses more than 2,000 pending children.
+CHILD_WINDOW = 1000
+#: Child starts issued per workflow task. Each start's input travels in the
+#: parent's history and the server reads the start from there: hundreds in one
+#: task make one large batch of events that it reads once per child.
+START_BATCH = 50
+BATCHED_STARTS = "stepped-batched-child-starts"
+
+__all__ = ["BATCHED_STARTS", "CHILD_WINDOW", "START_BATCH", "ChildStarts", "new_child_id"]
+
+
+def new_child_id(intent: ChildIntent) -> str:
+    """A child's workflow id: its tenancy key and a (deterministic) unique suffix."""
+    return (
+        f"{tenancy_key(intent.actor_type, intent.actor_id, intent.name)}/"
+        f"{workflow.uuid4().hex[:16]}"
+    )
+
+
+class ChildStarts:
+    """Starts an action's children as child workflows and concludes them when they end."""
+
+    def __init__(self, action: ActionRun, dependencies: Dependencies) -> None:
+        self._action = action
+        self._dependencies = dependencies
+        self._open = 0
+        #: children asked for whose start Temporal has not confirmed yet
+        self._starting = 0
+
+    async def start(
+        self, children: list[tuple[str, ChildIntent]], join_after: list[list[int]] | None
+    ) -> list[asyncio.Task[None]]:
+        """Start a step's `children` (id, intent) in call order; `join_after` names,
+        per child, the earlier ones that join their lanes first (S4.8; None when
+        they may join in any order). Returns the tasks that watch them."""
+        tasks: list[asyncio.Task[None]] = []
+        # (a patch marker only where batching changes anything: more than one batch)
+        batched = len(children) > START_BATCH and workflow.patched(BATCHED_STARTS)
+        reporting = {i for earlier in join_after or () for i in earlier}
+        for number, (child_id, intent) in enumerate(children):
+            if batched and number and number % START_BATCH == 0:
+                await workflow.wait_condition(lambda: self._starting == 0)
+            await workflow.wait_condition(lambda: self._open < CHILD_WINDOW)
+            self._open += 1
+            after = [children[i][0] for i in join_after[number]] if join_after else []
+            tasks.append(
+                asyncio.ensure_future(self._start(child_id, intent, after, number in reporting))
+            )
+        return tasks
+
+    async def _start(
+        self, child_id: str, intent: ChildIntent, after: list[str], report_joined: bool
+    ) -> None:
+        action = self._action
+        data = action.data
+        dependencies = self._dependencies
+        if after:  # S4.8: earlier calls on the same lane join first
+            await workflow.wait_condition(lambda: all(dependencies.in_lane(a) for a in after))
+            if data.status != "performing":
+                self._open -= 1
+                return  # the action ended meanwhile (cancelled, timed out): start nothing
+        self._starting += 1
+        try:
+            handle = await workflow.start_child_workflow(
+                ACTION_WORKFLOW,
+                self._input(child_id, intent, report_joined),
+                id=child_id,
+                static_summary=summary(
+                    intent.actor_type, intent.actor_id, intent.name, intent.arguments
+                ),
+                search_attributes=(
+                    initial_search_attributes(intent.actor_type, intent.actor_id, intent.name)
+                    if action.input.search_attributes
+                    else None
+                ),
+                task_queue=action.input.task_queue,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                # a concluded step stops watching its children; that must not cancel them
+                cancellation_type=workflow.ChildWorkflowCancellationType.ABANDON,
+                result_type=ActionData,
+            )
+        except Exception as error:
+            self._open -= 1
+            workflow.logger.error("action %s: child %s did not start: %s", data.id, child_id, error)
+            dependencies.list_started(child_id)
+            dependencies.conclude(child_id, False)
+            return
+        finally:
+            self._starting -= 1
+        dependencies.list_started(child_id)
+        try:
+            result: ActionData = await handle
+        except ChildWorkflowError as error:
+            if dependencies.concluded(child_id):
+                return  # we stopped watching (abandon, not cancel) after it concluded
+            # The child ended without concluding (terminated, timed out, crashed):
+            # it can no longer conclude, so the step must not wait for it.
+            workflow.logger.error(
+                "action %s: child %s ended abnormally: %s", data.id, child_id, error
+            )
+            dependencies.conclude(child_id, False)
+        else:
+            # A superseded child handed this dependency to its successor, which
+            # the lane tells us about (S4.2); any other final status concludes it.
+            if result.status != "superseded":
+                dependencies.conclude(child_id, result.successful)
+        finally:
+            self._open -= 1
+
+    def _input(self, child_id: str, intent: ChildIntent, report_joined: bool) -> ActionInput:
+        """The child's input: a non-root action (S3.13) that inherits the parent's
+        settings and carries its ancestry (S4.4)."""
+        action = self._action
+        prepared = action.prepared
+        return ActionInput(
+            action_id=child_id,
+            actor_type=intent.actor_type,
+            actor_id=intent.actor_id,
+            name=intent.name,
+            arguments=intent.arguments,
+            task_queue=action.input.task_queue,
+            parent=Dependency(action.data.id, child_id),
+            ancestry=[*action.input.ancestry, action.data.id],
+            search_attributes=action.input.search_attributes,
+            retry=intent.retry,
+            activity_timeout=prepared.activity_timeout if prepared else None,
+            heartbeat_timeout=prepared.heartbeat_timeout if prepared else None,
+            test_server=action.input.test_server,
+            report_joined=report_joined,
+        )

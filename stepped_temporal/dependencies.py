@@ -1,0 +1,90 @@
+"""`Dependencies`: what an action's steps wait on, counted per id (S3.7, S3.14,
+S4.2, S4.8, S9.2).
+
+Dependencies conclude by message (`conclude` signals), not by awaiting a
+child's result: an action that was superseded hands its dependents to its
+successor, and the lane — which sees every join and release in order — tells
+them when that successor ends (S4.2, S4.3). A dependency is counted per id, so
+several dependencies moved to one successor each still need their conclusion.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from .messages import ActionData
+
+__all__ = ["Dependencies"]
+
+
+class _Dependency:
+    __slots__ = ("concluded", "number", "step")
+
+    def __init__(self, step: int, number: int = 0) -> None:
+        self.step = step
+        #: its place among the step's calls
+        self.number = number
+        self.concluded = False
+
+
+class Dependencies:
+    """The children and timers an action's steps wait on, by dependency id."""
+
+    def __init__(self, data: ActionData) -> None:
+        self._data = data
+        self._records: dict[str, _Dependency] = {}
+        #: children that reported joining their lanes (`ActionInput.report_joined`)
+        self._joined: set[str] = set()
+
+    def add(self, dependency_id: str, step: int, number: int = 0) -> None:
+        """Step `step` waits on `dependency_id`, its call number `number` (S3.7)."""
+        self._records[dependency_id] = _Dependency(step, number)
+
+    def conclude(self, dependency_id: str, successful: bool) -> None:
+        """A dependency concluded: once per id, however often it is reported (S3.7, S4.2)."""
+        dependency = self._records.get(dependency_id)
+        if dependency is None or dependency.concluded:
+            return
+        dependency.concluded = True
+        step = self._data.steps[dependency.step]
+        step.pending_actions_count -= 1
+        if not successful:
+            step.unsuccessful_actions_count += 1
+
+    def concluded(self, dependency_id: str) -> bool:
+        """Whether the dependency concluded already."""
+        return self._records[dependency_id].concluded
+
+    def forward(self, dependency_id: str, successor: str) -> None:
+        """A dependency now waits on `successor`: list it in the waiting step too (S4.2)."""
+        dependency = self._records.get(dependency_id)
+        if dependency is None:
+            return
+        actions = self._data.steps[dependency.step].actions
+        if successor not in actions:
+            actions.append(successor)
+
+    def list_started(self, child_id: str) -> None:
+        """List a started child in its step's `actions`, in call order (S9.2)."""
+        dependency = self._records[child_id]
+        actions = self._data.steps[dependency.step].actions
+
+        def later(other_id: str) -> bool:
+            other = self._records.get(other_id)
+            return other is not None and other.number > dependency.number
+
+        if not actions or not later(actions[-1]):  # starts come in call order, mostly
+            actions.append(child_id)
+            return
+        position = next(i for i, other_id in enumerate(actions) if later(other_id))
+        actions.insert(position, child_id)
+
+    def joined(self, child_id: str) -> None:
+        """A child that later siblings join after has joined its lane (S4.8)."""
+        self._joined.add(child_id)
+
+    def in_lane(self, child_id: str) -> bool:
+        """The child has joined its lane: it said so, or it concluded (S4.8)."""
+        dependency = self._records[child_id]
+        return child_id in self._joined or dependency.concluded

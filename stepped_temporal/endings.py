@@ -1,0 +1,81 @@
+"""How an action ends: `Ending` and `finish`, in the workflow (S3.1, S3.9, S4.5, S4.6).
+
+The finish activity (`finishing.py`) runs the after-callbacks, grants the
+achievement and gives up a claimed key — only what the last step did not
+settle already; then the lane hears the action is done, so the next pending action performs. Parents
+are told by the lane or by the child's own end (`ChildStarts`), not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from .action_run import ActionRun
+    from .lane_messages import LaneRelease
+    from .messages import FinishInput, FinishOutcome
+    from .workflow_support import SYSTEM_RETRY, duration, now
+
+__all__ = ["Ending", "finish"]
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How an action ends: its final status and what finishing it involves."""
+
+    status: str
+    _: KW_ONLY
+    #: tell the lane (or give up the claim): the action held its key
+    release: bool
+    #: run the after-callbacks of `status` (S3.9)
+    callbacks: bool = True
+    #: grant the achievement on success (S3.9)
+    grant: bool = True
+
+
+async def finish(action: ActionRun, ending: Ending) -> None:
+    """Complete with a final status (S3.9): callbacks, achievement, lane."""
+    data = action.data
+    status = ending.status
+    data.status = status
+    data.completed_at = action.released_at or now()
+    prepared = action.prepared
+    run_callbacks = (
+        ending.callbacks and prepared is not None and status in prepared.callback_statuses
+    )
+    grant = (
+        ending.grant and status == "succeeded" and data.checksum is not None and not action.granted
+    )
+    release_claim = ending.release and action.claimed and not action.claim_released
+    failed_callbacks = 0
+    if run_callbacks or grant or release_claim:
+        outcome = await workflow.execute_activity(
+            "stepped_finish",
+            FinishInput(
+                action.context(), status, grant_achievement=grant, release_claim=release_claim
+            ),
+            result_type=FinishOutcome,
+            start_to_close_timeout=timedelta(
+                seconds=prepared.activity_timeout if prepared else 600.0
+            ),
+            heartbeat_timeout=duration(prepared.heartbeat_timeout if prepared else None),
+            retry_policy=SYSTEM_RETRY,
+        )
+        failed_callbacks = outcome.failed
+        action.lane_owned = action.lane_owned or outcome.lane_owned
+        if run_callbacks:
+            # like the gem's counters: None until something is counted (S3.9)
+            data.after_callbacks_succeeded_count = outcome.succeeded or None
+            data.after_callbacks_failed_count = outcome.failed or None
+    data.successful = status == "succeeded" and failed_callbacks == 0
+    # A claimed action tells the lane only if the lane took it over (the
+    # release found the key contended, or the lane's perform verdict came).
+    adopted = action.lane_owned or any(v.kind == "perform" for v in action.verdicts)
+    if ending.release and (not action.claimed or adopted):
+        await action.signal_lane(
+            "release",
+            LaneRelease(data.id, status, data.successful, data.error, data.completed_at),
+        )

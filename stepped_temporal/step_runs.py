@@ -1,0 +1,235 @@
+"""`StepRuns`: a performing action's steps, one at a time, and its job (S3.6-S3.8,
+S3.10, S3.12, S6.4, S8.2).
+
+Each step body runs in a step activity, under the definition's retry policy;
+the workflow then starts the children and timers it asked for (`ChildStarts`)
+and waits until every one concluded (`Dependencies`). A claimed action's
+first step may have run in prepare already (`Prepared.first_step`), and its
+last step may give up the claim and grant the achievement itself
+(`StepInput.as_last`): what it settled is kept on the `ActionRun` for finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from . import timers
+    from .action_run import ActionRun
+    from .child_starts import ChildStarts, new_child_id
+    from .dependencies import Dependencies
+    from .messages import (
+        ChildIntent,
+        ErrorData,
+        JobInput,
+        JobOutcome,
+        StepData,
+        StepInput,
+        StepOutcome,
+    )
+    from .workflow_support import (
+        DEFAULT_RETRY,
+        activity_error,
+        duration,
+        now,
+        reraise_cancellation,
+        retry_policy,
+    )
+
+__all__ = ["StepRuns"]
+
+
+class _Exhausted(Exception):
+    """A step's attempts are used up: it failed with `error`."""
+
+    def __init__(self, error: ErrorData) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class StepRuns:
+    """Runs an action's steps and its job; each returns (status, error) for finish."""
+
+    def __init__(self, action: ActionRun, dependencies: Dependencies) -> None:
+        self._action = action
+        self._dependencies = dependencies
+        self._children = ChildStarts(action, dependencies)
+
+    async def run_steps(self) -> tuple[str, ErrorData | None]:
+        """The steps in definition order; the first that fails fails the action (S3.8).
+        "achieved" when the first step found the checksum achieved meanwhile (S3.4)."""
+        action = self._action
+        prepared = action.prepared
+        assert prepared is not None
+        retry = retry_policy(prepared.retry or DEFAULT_RETRY)
+        last = prepared.step_count - 1
+        for index in range(prepared.step_count):
+            step = self._begin_step(index)
+            if index == 0 and prepared.first_step is not None:
+                outcome = prepared.first_step  # prepare ran it (preparing._perform_first_step)
+            else:
+                try:
+                    outcome = await self._step_activity(index, index == last, retry)
+                except ActivityError as error:
+                    reraise_cancellation(error)
+                    return self._step_failed(step, activity_error(error))
+                except _Exhausted as exhausted:
+                    return self._step_failed(step, exhausted.error)
+            if outcome.released:
+                action.claim_released = True
+                action.lane_owned = action.lane_owned or outcome.lane_owned
+                # it ended when it gave the key up: the next holder may start then
+                action.released_at = outcome.released_at
+            action.granted = action.granted or outcome.granted
+            if outcome.achieved:
+                return "achieved", None
+            if outcome.arguments is not None:
+                action.data.arguments = list(outcome.arguments)
+            if outcome.error is not None:
+                return self._step_failed(step, outcome.error)
+            await self._await_dependencies(step, outcome)
+            step.completed_at = action.released_at or now()
+            if outcome.marked_failed or step.unsuccessful_actions_count:
+                step.status = "failed"
+                reason = (
+                    f"step {index} set its status to failed"
+                    if outcome.marked_failed
+                    else f"{step.unsuccessful_actions_count} of its dependencies concluded "
+                    f"unsuccessfully"
+                )
+                return "failed", ErrorData("StepFailed", f"step {index} failed: {reason}")
+            step.status = "succeeded"
+        return "succeeded", None
+
+    async def run_job(self) -> tuple[str, ErrorData | None]:
+        """The job (S6.4), as the step after the prepended ones."""
+        action = self._action
+        prepared = action.prepared
+        assert prepared is not None
+        step = self._begin_step(prepared.step_count)
+        try:
+            outcome = await workflow.execute_activity(
+                "stepped_job",
+                JobInput(
+                    action.context(),
+                    erase_achievement=prepared.step_count == 0 and not action.claimed,
+                ),
+                result_type=JobOutcome,
+                start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
+                heartbeat_timeout=duration(prepared.heartbeat_timeout),
+                retry_policy=retry_policy(prepared.retry or DEFAULT_RETRY),
+                cancellation_type=timers.activity_cancellation(action.input.test_server),
+            )
+        except ActivityError as error:
+            reraise_cancellation(error)
+            return self._step_failed(step, activity_error(error))
+        if outcome.achieved:
+            return "achieved", None
+        if outcome.arguments is not None:
+            action.data.arguments = list(outcome.arguments)
+        if outcome.error is not None:
+            return self._step_failed(step, outcome.error)
+        step.status = "succeeded"
+        step.completed_at = now()
+        return outcome.status or "succeeded", None
+
+    def _begin_step(self, index: int) -> StepData:
+        """Step `index` starts performing (the claimed first one when prepare claimed)."""
+        data = self._action.data
+        prepared = self._action.prepared
+        assert prepared is not None
+        data.current_step_index = index
+        started_at = prepared.first_step_started_at if index == 0 else None
+        step = StepData(index=index, status="performing", started_at=started_at or now())
+        data.steps.append(step)
+        return step
+
+    async def _step_activity(self, index: int, last: bool, retry: RetryPolicy) -> StepOutcome:
+        action = self._action
+        prepared = action.prepared
+        assert prepared is not None
+        if index == 0 and prepared.first_step_failure is not None:
+            # Prepare ran the first step and it raised an error that is retried:
+            # that was its first attempt, so the activity has one attempt less.
+            retry = await self._after_first_attempt(
+                retry, prepared.first_step_failure, action.input.test_server
+            )
+        step = StepInput(
+            action.context(), index, erase_achievement=index == 0 and not action.claimed
+        )
+        outcome: StepOutcome = await workflow.execute_activity(
+            "stepped_step",
+            step.as_last(prepared, action.claimed) if last else step,
+            result_type=StepOutcome,
+            start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
+            heartbeat_timeout=duration(prepared.heartbeat_timeout),
+            retry_policy=retry,
+            cancellation_type=timers.activity_cancellation(action.input.test_server),
+        )
+        return outcome
+
+    @staticmethod
+    async def _after_first_attempt(
+        retry: RetryPolicy, failure: ErrorData, test_server: bool
+    ) -> RetryPolicy:
+        """The policy for attempts 2.. of a step whose first attempt failed with
+        `failure`; raises `_Exhausted` when it allows no more."""
+        if retry.maximum_attempts == 1 or failure.type in (retry.non_retryable_error_types or ()):
+            raise _Exhausted(failure)
+        assert retry.initial_interval is not None
+        await timers.sleep(retry.initial_interval.total_seconds(), test_server=test_server)
+        interval = retry.initial_interval * retry.backoff_coefficient
+        if retry.maximum_interval is not None:
+            interval = min(interval, retry.maximum_interval)
+        return RetryPolicy(
+            initial_interval=interval,
+            backoff_coefficient=retry.backoff_coefficient,
+            maximum_interval=retry.maximum_interval,
+            maximum_attempts=retry.maximum_attempts - 1 if retry.maximum_attempts else 0,
+            non_retryable_error_types=retry.non_retryable_error_types,
+        )
+
+    def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
+        step.status = "failed"
+        step.completed_at = self._action.released_at or now()
+        workflow.logger.warning(
+            "action %s: step %d failed: %s: %s",
+            self._action.data.id,
+            step.index,
+            error.type,
+            error.message,
+        )
+        return "failed", error
+
+    async def _await_dependencies(self, step: StepData, outcome: StepOutcome) -> None:
+        """Start the children and timers a step asked for; wait until all concluded (S3.7)."""
+        dependencies = self._dependencies
+        children: list[tuple[str, ChildIntent]] = []
+        for number, intent in enumerate(outcome.children):
+            child_id = new_child_id(intent)
+            # listed in `step.actions` once Temporal started it (so it can be described)
+            dependencies.add(child_id, step.index, number)
+            children.append((child_id, intent))
+        waits: list[tuple[str, float]] = []
+        for number, seconds in enumerate(outcome.waits):
+            wait_id = f"wait/{step.index}/{number}"
+            dependencies.add(wait_id, step.index)
+            step.waits.append(seconds)
+            waits.append((wait_id, seconds))
+        step.pending_actions_count = len(children) + len(waits)
+        tasks = [asyncio.ensure_future(self._wait(wait_id, s)) for wait_id, s in waits]
+        tasks += await self._children.start(children, outcome.join_after)
+        await workflow.wait_condition(lambda: step.pending_actions_count == 0)
+        for task in tasks:  # children abandoned past this point are not ours to watch
+            if not task.done():
+                task.cancel()
+
+    async def _wait(self, wait_id: str, seconds: float) -> None:
+        """A timer dependency (S3.12): concludes successfully when it elapses."""
+        await workflow.sleep(timedelta(seconds=seconds))
+        self._dependencies.conclude(wait_id, True)

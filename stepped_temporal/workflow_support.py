@@ -1,0 +1,90 @@
+"""What the action workflow's modules share: its type name, retry policies,
+activity errors, signals to other workflows and the clock (S3.9, S4.2, S8.2).
+
+Like every module the action workflow is made of, this is deterministic
+workflow code: no user code, no I/O, no randomness or wall-clock time; it
+imports only the standard library, temporalio and Stepped's pure modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from .messages import ErrorData, RetryData
+
+#: the action workflow's type (`workflows.ActionWorkflow`, and the children it starts)
+ACTION_WORKFLOW = "SteppedAction"
+#: the retry policy of a definition that names none (S8.2)
+DEFAULT_RETRY = RetryData(
+    initial_interval=1.0, backoff_coefficient=2.0, maximum_interval=30.0, maximum_attempts=5
+)
+#: Prepare and finish only retry failures of the moment (user errors come back as results).
+SYSTEM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+
+__all__ = [
+    "ACTION_WORKFLOW",
+    "DEFAULT_RETRY",
+    "SYSTEM_RETRY",
+    "activity_error",
+    "duration",
+    "now",
+    "reraise_cancellation",
+    "retry_policy",
+    "signal",
+]
+
+
+def retry_policy(data: RetryData) -> RetryPolicy:
+    """A definition's retry policy (plain numbers) as Temporal's (S8.2)."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=data.initial_interval),
+        backoff_coefficient=data.backoff_coefficient,
+        maximum_interval=timedelta(seconds=data.maximum_interval)
+        if data.maximum_interval
+        else None,
+        maximum_attempts=data.maximum_attempts,
+        non_retryable_error_types=data.non_retryable_error_types or None,
+    )
+
+
+def duration(seconds: float | None) -> timedelta | None:
+    """A timeout in seconds as a timedelta; None (no timeout) for None or 0."""
+    return timedelta(seconds=seconds) if seconds else None
+
+
+def reraise_cancellation(error: ActivityError) -> None:
+    """An activity we cancelled (the action ended meanwhile) is no failure of it."""
+    if isinstance(error.cause, CancelledError):
+        raise asyncio.CancelledError() from error
+
+
+def activity_error(error: BaseException) -> ErrorData:
+    """The error an activity failed with for good (S8.2): its type and message."""
+    cause = error.__cause__ if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError):
+        return ErrorData(cause.type or "ApplicationError", cause.message)
+    return ErrorData(type(cause).__name__ if cause else type(error).__name__, str(cause or error))
+
+
+async def signal(workflow_id: str, name: str, payload: Any) -> None:
+    """Signal another workflow; one that already closed has nobody left to tell."""
+    try:
+        await workflow.get_external_workflow_handle(workflow_id).signal(name, payload)
+    except ApplicationError as error:
+        if error.type != "ExternalWorkflowExecutionNotFound":
+            raise
+        workflow.logger.info("signal %s to closed workflow %s dropped", name, workflow_id)
+
+
+def now() -> str:
+    """The workflow's time (deterministic), as the timestamps of `ActionData` hold it."""
+    return workflow.now().isoformat()
