@@ -147,3 +147,34 @@ def test_each_module_names_its_rules_and_stays_small(name: str):
     assert re.search(r"\bS\d+(\.\d+)?\b", docstring), f"{name}'s docstring names no S-rule"
     lines = source.count("\n")
     assert lines <= MAX_LINES, f"{name} has {lines} lines (split it: one concept per module)"
+
+
+def test_the_architecture_note_names_what_exists():
+    """docs/architecture.md sends a newcomer to `module.name`s: each must exist."""
+    import importlib
+
+    note = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    references = set(re.findall(r"`([a-z_/]+(?:\.[A-Za-z_]+)+)", note))
+    assert len(references) > 30  # the note is read, not skipped
+    missing = []
+    for reference in sorted(references):
+        parts = reference.replace("/", ".").split(".")
+        if parts[-1] == "py":
+            parts.pop()
+        if parts[0] == "tests":
+            assert (PACKAGE.parent / reference).exists(), reference
+            continue
+        for cut in range(len(parts), 0, -1):
+            try:
+                found = importlib.import_module("stepped_temporal." + ".".join(parts[:cut]))
+                break
+            except ImportError:
+                continue
+        else:
+            missing.append(reference)
+            continue
+        for attribute in parts[cut:]:
+            found = getattr(found, attribute, None)
+        if found is None:
+            missing.append(reference)
+    assert missing == []
