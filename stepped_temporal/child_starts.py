@@ -19,8 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .dependencies import Dependencies
     from .keys import tenancy_key
-    from .messages import ActionData, ActionInput, ChildIntent, Dependency
+    from .messages import ActionInput, ChildIntent, Dependency
     from .search_attributes import initial_search_attributes, summary
+    from .wire import Json
     from .workflow_support import ACTION_WORKFLOW
 
 #: Children open at once per action; Temporal refuses more than 2,000 pending children.
@@ -102,7 +103,8 @@ class ChildStarts:
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 # a concluded step stops watching its children; that must not cancel them
                 cancellation_type=workflow.ChildWorkflowCancellationType.ABANDON,
-                result_type=ActionData,
+                # only its status counts here: a full ActionData is not decoded (wire.py)
+                result_type=dict,
             )
         except Exception as error:
             self._open -= 1
@@ -114,7 +116,7 @@ class ChildStarts:
             self._starting -= 1
         dependencies.list_started(child_id)
         try:
-            result: ActionData = await handle
+            result: Json = await handle
         except ChildWorkflowError as error:
             if dependencies.concluded(child_id):
                 return  # we stopped watching (abandon, not cancel) after it concluded
@@ -127,8 +129,8 @@ class ChildStarts:
         else:
             # A superseded child handed this dependency to its successor, which
             # the lane tells us about (S4.2); any other final status concludes it.
-            if result.status != "superseded":
-                dependencies.conclude(child_id, result.successful)
+            if result["status"] != "superseded":
+                dependencies.conclude(child_id, bool(result["successful"]))
         finally:
             self._open -= 1
 

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .lane_messages import LaneRelease
     from .messages import FinishInput, FinishOutcome
+    from .wire import decode
     from .workflow_support import SYSTEM_RETRY, duration, now
 
 __all__ = ["Ending", "finish"]
@@ -52,18 +53,19 @@ async def finish(action: ActionRun, ending: Ending) -> None:
     release_claim = ending.release and action.claimed and not action.claim_released
     failed_callbacks = 0
     if run_callbacks or grant or release_claim:
-        outcome = await workflow.execute_activity(
+        raw = await workflow.execute_activity(
             "stepped_finish",
             FinishInput(
                 action.context(), status, grant_achievement=grant, release_claim=release_claim
             ),
-            result_type=FinishOutcome,
+            result_type=dict,
             start_to_close_timeout=timedelta(
                 seconds=prepared.activity_timeout if prepared else 600.0
             ),
             heartbeat_timeout=duration(prepared.heartbeat_timeout if prepared else None),
             retry_policy=SYSTEM_RETRY,
         )
+        outcome = decode(FinishOutcome, raw)
         failed_callbacks = outcome.failed
         action.lane_owned = action.lane_owned or outcome.lane_owned
         if run_callbacks:

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
         StepOutcome,
     )
+    from .wire import decode
     from .workflow_support import (
         DEFAULT_RETRY,
         activity_error,
@@ -113,13 +114,13 @@ class StepRuns:
         assert prepared is not None
         step = self._begin_step(prepared.step_count)
         try:
-            outcome = await workflow.execute_activity(
+            raw = await workflow.execute_activity(
                 "stepped_job",
                 JobInput(
                     action.context(),
                     erase_achievement=prepared.step_count == 0 and not action.claimed,
                 ),
-                result_type=JobOutcome,
+                result_type=dict,
                 start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
                 heartbeat_timeout=duration(prepared.heartbeat_timeout),
                 retry_policy=retry_policy(prepared.retry or DEFAULT_RETRY),
@@ -128,6 +129,7 @@ class StepRuns:
         except ActivityError as error:
             reraise_cancellation(error)
             return self._step_failed(step, activity_error(error))
+        outcome = decode(JobOutcome, raw)
         if outcome.achieved:
             return "achieved", None
         if outcome.arguments is not None:
@@ -162,16 +164,16 @@ class StepRuns:
         step = StepInput(
             action.context(), index, erase_achievement=index == 0 and not action.claimed
         )
-        outcome: StepOutcome = await workflow.execute_activity(
+        outcome = await workflow.execute_activity(
             "stepped_step",
             step.as_last(prepared, action.claimed) if last else step,
-            result_type=StepOutcome,
+            result_type=dict,
             start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
             heartbeat_timeout=duration(prepared.heartbeat_timeout),
             retry_policy=retry,
             cancellation_type=timers.activity_cancellation(action.input.test_server),
         )
-        return outcome
+        return decode(StepOutcome, outcome)
 
     @staticmethod
     async def _after_first_attempt(

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from .search_attributes import CONCURRENCY_KEY, STATUS
     from .step_runs import StepRuns
+    from .wire import Json, decode
     from .workflow_support import (
         ACTION_WORKFLOW,
         DEFAULT_RETRY,
@@ -55,8 +56,10 @@ class ActionWorkflow:
     """One action: prepare, wait for the lane, run steps, finish, notify."""
 
     @workflow.init
-    def __init__(self, input: ActionInput) -> None:
-        self._action = ActionRun(input)
+    def __init__(self, input: Json) -> None:
+        # an ActionInput, rebuilt by `wire.decode`: Temporal's converter would
+        # re-evaluate its type hints on every start (see wire.py)
+        self._action = ActionRun(decode(ActionInput, input))
         self._dependencies = Dependencies(self._action.data)
         self._steps = StepRuns(self._action, self._dependencies)
 
@@ -116,11 +119,11 @@ class ActionWorkflow:
 
     # -- the action ----------------------------------------------------------
     @workflow.run
-    async def run(self, input: ActionInput) -> ActionData:
+    async def run(self, input: Json) -> ActionData:
         """S3 in order: prepare; then achieved, performing at once, pending in the
         lane until its turn, or ended before it began; then finish."""
         action = self._action
-        prepared = await self._prepare(input)
+        prepared = await self._prepare(action.input)
         ending: Ending | None
         if prepared is None:  # unreadable input, or prepare failed for good (S8.2)
             ending = None
@@ -154,21 +157,7 @@ class ActionWorkflow:
             )
             return None
         try:
-            prepared = input.prepared or await workflow.execute_activity(
-                "stepped_prepare",
-                PrepareInput(
-                    action.context(),
-                    input.task_queue,
-                    input.parent,
-                    list(input.ancestry),
-                    # a sibling waits for our join: report it without running a step
-                    perform_first_step=not input.report_joined,
-                ),
-                result_type=Prepared,
-                start_to_close_timeout=timedelta(seconds=input.activity_timeout or 600.0),
-                heartbeat_timeout=duration(input.heartbeat_timeout),
-                retry_policy=retry_policy(input.retry or DEFAULT_RETRY),
-            )
+            prepared = input.prepared or await self._prepare_activity(input)
         except ActivityError as error:
             await self._report_joined()
             self._fail_early(activity_error(error))
@@ -179,6 +168,27 @@ class ActionWorkflow:
             action.upsert(CONCURRENCY_KEY.value_set(prepared.concurrency_key))
         action.data.take(prepared)
         return prepared
+
+    async def _prepare_activity(self, input: ActionInput) -> Prepared:
+        action = self._action
+        return decode(
+            Prepared,
+            await workflow.execute_activity(
+                "stepped_prepare",
+                PrepareInput(
+                    action.context(),
+                    input.task_queue,
+                    input.parent,
+                    list(input.ancestry),
+                    # a sibling waits for our join: report it without running a step
+                    perform_first_step=not input.report_joined,
+                ),
+                result_type=dict,
+                start_to_close_timeout=timedelta(seconds=input.activity_timeout or 600.0),
+                heartbeat_timeout=duration(input.heartbeat_timeout),
+                retry_policy=retry_policy(input.retry or DEFAULT_RETRY),
+            ),
+        )
 
     async def _report_joined(self) -> None:
         """Tell the parent we are in our lane (or done), so the next sibling joins (S4.8)."""
