@@ -45,3 +45,24 @@ async def test_fan_out_over_many_actors_writes_each_once(stepped_db_env):
     assert result.status == "succeeded"
     assert len(result.steps[0].actions) == 20
     assert [(c.mileage, c.honks) for c in map(stepped_db_env.reload, cars[1:])] == [(7, 1)] * 10
+
+
+def test_a_sqlite_file_is_written_ahead_and_memory_still_works(tmp_path):
+    """S1.4: every unit of work is a commit; a SQLite file takes them through its
+    write-ahead log (durable, half the fsyncs), and an in-memory database (which has
+    no log) still works."""
+    import sqlalchemy as sa
+
+    from stepped_temporal import config
+
+    engine = config.create_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    with engine.begin() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        connection.execute(sa.text("create table t (v int)"))
+        connection.execute(sa.text("insert into t values (1)"))
+    assert (tmp_path / "wal.db-wal").exists()
+    memory = config.create_engine("sqlite://")
+    with memory.begin() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "memory"
+        assert connection.exec_driver_sql("select 1").scalar() == 1
