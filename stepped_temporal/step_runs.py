@@ -87,12 +87,9 @@ class StepRuns:
                 # it ended when it gave the key up: the next holder may start then
                 action.released_at = outcome.released_at
             action.granted = action.granted or outcome.granted
-            if outcome.achieved:
-                return "achieved", None
-            if outcome.arguments is not None:
-                action.data.arguments = list(outcome.arguments)
-            if outcome.error is not None:
-                return self._step_failed(step, outcome.error)
+            ended = self._take(step, outcome)
+            if ended is not None:
+                return ended
             await self._await_dependencies(step, outcome)
             step.completed_at = action.released_at or now()
             if outcome.marked_failed or step.unsuccessful_actions_count:
@@ -130,15 +127,25 @@ class StepRuns:
             reraise_cancellation(error)
             return self._step_failed(step, activity_error(error))
         outcome = decode(JobOutcome, raw)
-        if outcome.achieved:
-            return "achieved", None
-        if outcome.arguments is not None:
-            action.data.arguments = list(outcome.arguments)
-        if outcome.error is not None:
-            return self._step_failed(step, outcome.error)
+        ended = self._take(step, outcome)
+        if ended is not None:
+            return ended
         step.status = "succeeded"
         step.completed_at = now()
         return outcome.status or "succeeded", None
+
+    def _take(
+        self, step: StepData, outcome: StepOutcome | JobOutcome
+    ) -> tuple[str, ErrorData | None] | None:
+        """Take in what a step's or job's unit reported: new arguments; how the action
+        ends when the work was achieved meanwhile (S3.4) or the unit failed."""
+        if outcome.achieved:
+            return "achieved", None
+        if outcome.arguments is not None:
+            self._action.data.arguments = list(outcome.arguments)
+        if outcome.error is not None:
+            return self._step_failed(step, outcome.error)
+        return None
 
     def _begin_step(self, index: int) -> StepData:
         """Step `index` starts performing (the claimed first one when prepare claimed)."""
