@@ -68,11 +68,12 @@ def targets(reports: dict[str, Report]) -> list[Target]:
     """Evaluate the issue's targets on the reports of one invocation."""
     found = []
     small = reports["fanout-small"]
-    stepped_small, raw_small = small.summary("stepped"), small.summary("raw")
+    baseline = fanout.best_raw(small)  # the faster of unbatched and batched raw
+    stepped_small, raw_small = small.summary("stepped"), small.summary(baseline)
     time_ratio = ratio(stepped_small.wall, raw_small.wall)
     found.append(
         Target(
-            f"fan-out {FANOUT_SMALL}: wall time stepped/raw",
+            f"fan-out {FANOUT_SMALL}: wall time stepped/{baseline}",
             _fmt(time_ratio),
             f"<= {FANOUT_TIME_RATIO}x",
             _check(time_ratio, lambda v: v <= FANOUT_TIME_RATIO),
@@ -81,7 +82,7 @@ def targets(reports: dict[str, Report]) -> list[Target]:
     events_ratio = ratio(stepped_small.events_per_leaf, raw_small.events_per_leaf)
     found.append(
         Target(
-            f"fan-out {FANOUT_SMALL}: history events/leaf stepped/raw",
+            f"fan-out {FANOUT_SMALL}: history events/leaf stepped/{baseline}",
             _fmt(events_ratio),
             f"<= {FANOUT_EVENTS_RATIO}x",
             _check(events_ratio, lambda v: v <= FANOUT_EVENTS_RATIO),
