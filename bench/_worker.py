@@ -58,13 +58,13 @@ def _stepped_worker(client: Client, args: argparse.Namespace) -> Worker:
 def _raw_worker(client: Client, args: argparse.Namespace) -> Worker:
     from stepped_temporal.config import create_engine
 
-    from . import raw
+    from . import raw, raw_mutex
 
     raw.use_engine(create_engine(args.database_url))
     return Worker(
         client,
-        workflows=list(raw.WORKFLOWS),
-        activities=list(raw.ACTIVITIES),
+        workflows=[*raw.WORKFLOWS, *raw_mutex.WORKFLOWS],
+        activities=[*raw.ACTIVITIES, *raw_mutex.ACTIVITIES],
         activity_executor=ThreadPoolExecutor(
             max_workers=args.max_activities, thread_name_prefix="raw-activity"
         ),

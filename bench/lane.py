@@ -6,8 +6,9 @@
 Every action is started by the client (at most --concurrency starts at once),
 each on its own car, and its result awaited; wall time runs from the first
 start to the last result. In one lane, a newer pending action supersedes the
-older pending ones, so fewer than N perform. Raw baseline: N workflows each
-running one activity with the same write, with no mutual exclusion at all.
+older pending ones, so fewer than N perform. Raw baseline (`raw_mutex.py`): a
+hand-written per-key mutex workflow with the same rule, N requester workflows
+on the same keys, and the same write for each one granted the lock.
 The worker's RSS is sampled at 25/50/75/100 % of completed actions.
 """
 
@@ -21,7 +22,7 @@ from temporalio.client import WorkflowHandle
 
 import stepped_temporal as stepped
 
-from . import raw
+from . import raw, raw_mutex
 from .harness import (
     Bench,
     Body,
@@ -64,8 +65,8 @@ async def measure(bench: Bench, actions: int, keys: int = 1, runs: int | None = 
                 body = _stepped_body(bench, first, actions, keys)
                 expected = actions  # lanes, for contended keys, come on top
             else:
-                body = raw_visits_body(bench, first, actions)
-                expected = actions
+                body = raw_mutex_body(bench, first, actions, keys)
+                expected = actions  # the mutex workflows come on top
             report.add(
                 await run_variant(
                     bench,
@@ -79,19 +80,16 @@ async def measure(bench: Bench, actions: int, keys: int = 1, runs: int | None = 
                 )
             )
     report.notes.append(
-        "raw has no mutual exclusion: its workflows all write at once; stepped performs "
-        "one action per lane at a time (newer pending ones supersede older ones)"
+        "both perform one action per key at a time and let a newer pending one supersede "
+        "the older: stepped through its lanes, raw through a hand-written mutex workflow"
     )
     return report
 
 
 def _stepped_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
     async def body(queue: str, worker: WorkerProcess) -> Outcome:
-        def key(index: int) -> str:
-            return f"bench/{queue}" if keys == 1 else f"bench/{queue}/{index % keys}"
-
         async def start(index: int) -> stepped.ActionHandle:
-            return await stepped.start(Car(id=first + index), "bump", key(index))
+            return await stepped.start(Car(id=first + index), "bump", _lane_key(queue, keys, index))
 
         async def wait(handle: stepped.ActionHandle) -> stepped.ActionResult:
             return await handle.result()
@@ -105,6 +103,41 @@ def _stepped_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
         performed = statuses.get("succeeded", 0)
         ok = set(statuses) <= {"succeeded", "superseded"} and visits == performed
         summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+        return Outcome(ok, f"{summary}; {visits} visits", sampler.samples)
+
+    return body
+
+
+def _lane_key(queue: str, keys: int, index: int) -> str:
+    return f"bench/{queue}" if keys == 1 else f"bench/{queue}/{index % keys}"
+
+
+def raw_mutex_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
+    """`actions` requesters of the hand-written mutex, on the same keys as stepped's."""
+
+    async def body(queue: str, worker: WorkerProcess) -> Outcome:
+        async def start(index: int) -> WorkflowHandle[Any, str]:
+            car_id = first + index
+            return await bench.client.start_workflow(
+                raw_mutex.RawLaneAction.run,
+                args=[car_id, _lane_key(queue, keys, index)],
+                id=f"{queue}/lane-action/{car_id}",
+                task_queue=queue,
+            )
+
+        async def wait(handle: WorkflowHandle[Any, str]) -> str:
+            return await handle.result()
+
+        sampler = RssSampler(worker, actions)
+        outcomes = Counter(
+            await start_and_wait(
+                actions, start, wait, concurrency=bench.options.concurrency, on_done=sampler
+            )
+        )
+        visits = bench.visits(first, actions)
+        performed = outcomes.get("performed", 0)
+        ok = set(outcomes) <= {"performed", "superseded"} and visits == performed
+        summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
         return Outcome(ok, f"{summary}; {visits} visits", sampler.samples)
 
     return body
