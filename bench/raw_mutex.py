@@ -92,11 +92,14 @@ class RawMutex:
 
     async def _wait(self) -> bool:
         """Wait for something to send; True when the lock stayed idle for IDLE."""
-        try:
+        suggested = workflow.info().is_continue_as_new_suggested
+        if not self._quiet():
             await workflow.wait_condition(
-                lambda: bool(self.outgoing) or workflow.info().is_continue_as_new_suggested(),
-                timeout=IDLE if self._quiet() else None,
+                lambda: bool(self.outgoing) or suggested() or self._quiet()
             )
+            return False
+        try:
+            await workflow.wait_condition(lambda: not self._quiet() or suggested(), timeout=IDLE)
         except TimeoutError:
             return True
         return False
