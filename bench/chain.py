@@ -81,7 +81,11 @@ def _stepped_body(bench: Bench, first: int, depth: int) -> Body:
 def _raw_body(bench: Bench, first: int, depth: int) -> Body:
     async def body(queue: str, worker: WorkerProcess) -> Outcome:
         levels = await bench.client.execute_workflow(
-            raw.RawChain.run, args=[first, depth], id=f"{queue}/chain", task_queue=queue
+            raw.RawChain.run,
+            args=[first, depth],
+            id=f"{queue}/chain",
+            task_queue=queue,
+            search_attributes=raw.attributes(first, "chain"),
         )
         visits = bench.visits(first, depth)
         return Outcome(levels == depth and visits == depth, f"{levels} levels, {visits} visits")

@@ -114,6 +114,7 @@ def _raw_body(bench: Bench, first: int, leaves: int, batch: int) -> Body:
             args=[first, leaves, batch],
             id=f"{queue}/fanout",
             task_queue=queue,
+            search_attributes=raw.attributes(first, "fanout"),
         )
         visits = bench.visits(first, leaves)
         ok = succeeded == leaves and visits == leaves

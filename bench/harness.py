@@ -36,7 +36,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 import stepped_temporal as stepped
-from stepped_temporal import config
+from stepped_temporal import config, search_attributes
 from stepped_temporal.binaries import dev_server_path
 from stepped_temporal.lanes import LANE_WORKFLOW
 
@@ -176,6 +176,8 @@ class Bench:
                 dev_server_existing_path=dev_server_path(),
                 dev_server_log_level="error",
                 ui=False,
+                # as in production: Stepped sets them (S9.3), and raw sets the same
+                search_attributes=search_attributes.ALL,
             )
         finally:
             os.dup2(saved_stdout, 1)

@@ -123,6 +123,7 @@ def raw_mutex_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
                 args=[car_id, _lane_key(queue, keys, index)],
                 id=f"{queue}/lane-action/{car_id}",
                 task_queue=queue,
+                search_attributes=raw.attributes(car_id, "bump"),
             )
 
         async def wait(handle: WorkflowHandle[Any, str]) -> str:
@@ -150,7 +151,11 @@ def raw_visits_body(bench: Bench, first: int, count: int) -> Body:
         async def start(index: int) -> WorkflowHandle[Any, None]:
             car_id = first + index
             return await bench.client.start_workflow(
-                raw.RawVisit.run, car_id, id=f"{queue}/visit/{car_id}", task_queue=queue
+                raw.RawVisit.run,
+                car_id,
+                id=f"{queue}/visit/{car_id}",
+                task_queue=queue,
+                search_attributes=raw.attributes(car_id, "visit"),
             )
 
         async def wait(handle: WorkflowHandle[Any, None]) -> None:

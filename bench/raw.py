@@ -14,11 +14,13 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
     import sqlalchemy as sa
     from sqlalchemy.engine import Engine
+
+    from stepped_temporal.search_attributes import STATUS, initial_search_attributes
 
 #: Stepped's defaults for a step activity (start-to-close 10 min, 5 attempts)
 ACTIVITY_TIMEOUT = timedelta(minutes=10)
@@ -61,6 +63,17 @@ async def _visit(car_id: int) -> None:
     )
 
 
+def attributes(car_id: int, name: str) -> TypedSearchAttributes:
+    """The attributes a Stepped action starts with (actor, name, status): the bench
+    registers them on its server, so both sides pay for the Web UI integration."""
+    return initial_search_attributes("BenchCar", car_id, name)
+
+
+def final_status(status: str) -> None:
+    """Record the final status in the attributes, as Stepped does."""
+    workflow.upsert_search_attributes([STATUS.value_set(status)])
+
+
 @workflow.defn(name="BenchRawVisit")
 class RawVisit:
     """A leaf: one activity."""
@@ -68,6 +81,7 @@ class RawVisit:
     @workflow.run
     async def run(self, car_id: int) -> None:
         await _visit(car_id)
+        final_status("succeeded")
 
 
 @workflow.defn(name="BenchRawFanout")
@@ -100,7 +114,12 @@ class RawFanout:
     async def _child(self, child_id: str, car_id: int) -> bool:
         try:
             try:
-                handle = await workflow.start_child_workflow(RawVisit.run, car_id, id=child_id)
+                handle = await workflow.start_child_workflow(
+                    RawVisit.run,
+                    car_id,
+                    id=child_id,
+                    search_attributes=attributes(car_id, "visit"),
+                )
             finally:
                 self._starting -= 1
             await handle
@@ -120,13 +139,18 @@ class RawChain:
     async def run(self, car_id: int, depth: int) -> int:
         await _visit(car_id)
         if depth <= 1:
+            final_status("succeeded")
             return 1
         info = workflow.info()
         root = info.root.workflow_id if info.root else info.workflow_id
         child_id = f"{root}/chain/{car_id + 1}"
         below: int = await workflow.execute_child_workflow(
-            RawChain.run, args=[car_id + 1, depth - 1], id=child_id
+            RawChain.run,
+            args=[car_id + 1, depth - 1],
+            id=child_id,
+            search_attributes=attributes(car_id + 1, "chain"),
         )
+        final_status("succeeded")
         return below + 1
 
 

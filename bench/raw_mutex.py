@@ -130,9 +130,11 @@ class RawLaneAction:
         )
         await workflow.wait_condition(lambda: self.verdict is not None)
         if self.verdict != "granted":
+            raw.final_status("superseded")
             return "superseded"
         await raw._visit(car_id)
         await workflow.get_external_workflow_handle(f"raw-mutex/{key}").signal("release", me)
+        raw.final_status("succeeded")
         return "performed"
 
 
