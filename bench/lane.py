@@ -99,13 +99,19 @@ def _stepped_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
             actions, start, wait, concurrency=bench.options.concurrency, on_done=sampler
         )
         statuses = Counter(str(result.status) for result in results)
-        visits = bench.visits(first, actions)
-        performed = statuses.get("succeeded", 0)
-        ok = set(statuses) <= {"succeeded", "superseded"} and visits == performed
-        summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
-        return Outcome(ok, f"{summary}; {visits} visits", sampler.samples)
+        return _lane_outcome(statuses, "succeeded", bench.visits(first, actions), sampler)
 
     return body
+
+
+def _lane_outcome(
+    counts: Counter[str], performed_as: str, visits: int, sampler: RssSampler
+) -> Outcome:
+    """OK when every action performed or was superseded, and exactly the performed
+    ones wrote."""
+    ok = set(counts) <= {performed_as, "superseded"} and visits == counts.get(performed_as, 0)
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    return Outcome(ok, f"{summary}; {visits} visits", sampler.samples)
 
 
 def _lane_key(queue: str, keys: int, index: int) -> str:
@@ -135,11 +141,7 @@ def raw_mutex_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
                 actions, start, wait, concurrency=bench.options.concurrency, on_done=sampler
             )
         )
-        visits = bench.visits(first, actions)
-        performed = outcomes.get("performed", 0)
-        ok = set(outcomes) <= {"performed", "superseded"} and visits == performed
-        summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
-        return Outcome(ok, f"{summary}; {visits} visits", sampler.samples)
+        return _lane_outcome(outcomes, "performed", bench.visits(first, actions), sampler)
 
     return body
 
