@@ -64,7 +64,7 @@ def progress(message: str) -> None:
 class Options:
     """Settings shared by every workload of one invocation."""
 
-    runs: int = 3
+    runs: int = 5
     database_url: str | None = None
     max_activities: int = 100
     max_workflow_tasks: int = 100
@@ -76,7 +76,9 @@ class Options:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every benchmark script takes."""
-    parser.add_argument("--runs", type=int, default=3, help="runs per variant (medians)")
+    parser.add_argument(
+        "--runs", type=int, default=5, help="runs per variant (medians, with the spread)"
+    )
     parser.add_argument(
         "--database-url",
         help="SQLAlchemy URL of the database (default: a SQLite file in a temporary folder); "
@@ -767,6 +769,19 @@ class Report:
     def summary(self, variant: str) -> Summary:
         return Summary.of(variant, self.runs.get(variant, []))
 
+    def _spread(self, variant: str) -> str:
+        """Lowest and highest wall time, worker CPU and server CPU over the runs."""
+        runs = [r for r in self.runs.get(variant, []) if r.wall is not None]
+        columns: list[tuple[str, list[float]]] = [
+            ("wall", [r.wall for r in runs if r.wall is not None]),
+            ("worker CPU", [r.cpu.worker for r in runs if r.cpu]),
+            ("server CPU", [r.cpu.server for r in runs if r.cpu]),
+        ]
+        shown = [
+            f"{name} {min(values):.2f}-{max(values):.2f}s" for name, values in columns if values
+        ]
+        return ", ".join(shown)
+
     def render(self) -> str:
         headers = [
             "variant",
@@ -818,6 +833,10 @@ class Report:
             f"== {self.title}: {self.leaves} {self.unit}, medians of {runs} run(s) ==",
             table(headers, rows),
         ]
+        for variant in self.variants:
+            spread = self._spread(variant)
+            if spread:
+                lines.append(f"  {variant} spread (min-max): {spread}")
         for variant in self.variants:
             for number, run in enumerate(self.runs.get(variant, []), 1):
                 lines.append(f"  {variant} run {number}: {describe_run(run)}")
