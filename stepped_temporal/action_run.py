@@ -52,6 +52,9 @@ class ActionRun:
         self.granted = False
         #: when the last step gave up the claim (its end, as the next holder sees it)
         self.released_at: str | None = None
+        #: search-attribute updates waiting for the next upsert (`upsert`)
+        self._pending_upserts: list[SearchAttributeUpdate[str]] = []
+        self._shown: dict[str, object] = {}
 
     def context(self) -> ActionContext:
         """What an activity serving this action needs to know about it, as of now."""
@@ -70,10 +73,26 @@ class ActionRun:
             status=data.status,
         )
 
-    def upsert(self, update: SearchAttributeUpdate[str]) -> None:
-        """Update one of Stepped's search attributes, when the action keeps them (S9.3)."""
-        if self.input.search_attributes:
-            workflow.upsert_search_attributes([update])
+    def upsert(self, update: SearchAttributeUpdate[str], *, later: bool = False) -> None:
+        """Update one of Stepped's search attributes, when the action keeps them (S9.3).
+
+        Each upsert is a command and a history event. With `batched_upserts`
+        (every input written now), an update marked `later` waits for the next
+        upsert and travels with it: a leaf whose first step ran in prepare
+        upserts once, at its end, as a hand-written workflow would. Inputs
+        written before keep one upsert per call, as their histories recorded.
+        """
+        if not self.input.search_attributes:
+            return
+        if self.input.batched_upserts:
+            if later:
+                self._pending_upserts.append(update)
+                return
+            if not self._pending_upserts and self._shown.get(update.key.name) == update.value:
+                return  # shown already (a final status set as the action finished)
+            self._shown[update.key.name] = update.value
+        workflow.upsert_search_attributes([*self._pending_upserts, update])
+        self._pending_upserts.clear()
 
     async def signal_lane(self, name: str, payload: Any) -> None:
         """Send the action's lane workflow a message (a withdraw or a release)."""

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from .keys import tenancy_key
     from .messages import ActionInput, ChildIntent, Dependency
     from .search_attributes import initial_search_attributes, summary
-    from .wire import Json
+    from .wire import Json, encode
     from .workflow_support import ACTION_WORKFLOW
 
 #: Children open at once per action; Temporal refuses more than 2,000 pending children.
@@ -89,7 +89,7 @@ class ChildStarts:
         try:
             handle = await workflow.start_child_workflow(
                 ACTION_WORKFLOW,
-                self._input(child_id, intent, report_joined),
+                encode(self._input(child_id, intent, report_joined)),
                 id=child_id,
                 static_summary=summary(
                     intent.actor_type, intent.actor_id, intent.name, intent.arguments
@@ -149,6 +149,7 @@ class ChildStarts:
             parent=Dependency(action.data.id, child_id),
             ancestry=[*action.input.ancestry, action.data.id],
             search_attributes=action.input.search_attributes,
+            batched_upserts=True,
             retry=intent.retry,
             activity_timeout=prepared.activity_timeout if prepared else None,
             heartbeat_timeout=prepared.heartbeat_timeout if prepared else None,

@@ -26,6 +26,7 @@ from .results import ActionResult, ActionState
 from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, summary
 from .status import completion_status
 from .store import outbound
+from .wire import encode
 from .workflows import ACTION_WORKFLOW
 
 #: Called with the handle of each started root action (the test environment listens).
@@ -167,19 +168,22 @@ async def start(actor: ActorBase, name: str, *arguments: Any) -> ActionHandle:
         return _started(SettledActionHandle(client, data))
     await client.start_workflow(
         ACTION_WORKFLOW,
-        ActionInput(
-            action_id=action_id,
-            actor_type=type_name,
-            actor_id=actor_id,
-            name=name,
-            arguments=encoded,
-            task_queue=task_queue,
-            search_attributes=attributes,
-            retry=definition.retry_data(),
-            prepared=achieved,
-            activity_timeout=settings().activity_timeout.total_seconds(),
-            heartbeat_timeout=heartbeat_seconds(),
-            test_server=time_skipping.skips_time(client),
+        encode(
+            ActionInput(
+                action_id=action_id,
+                actor_type=type_name,
+                actor_id=actor_id,
+                name=name,
+                arguments=encoded,
+                task_queue=task_queue,
+                search_attributes=attributes,
+                batched_upserts=True,
+                retry=definition.retry_data(),
+                prepared=achieved,
+                activity_timeout=settings().activity_timeout.total_seconds(),
+                heartbeat_timeout=heartbeat_seconds(),
+                test_server=time_skipping.skips_time(client),
+            )
         ),
         id=action_id,
         task_queue=task_queue,

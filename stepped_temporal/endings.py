@@ -17,7 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .lane_messages import LaneRelease
     from .messages import FinishInput, FinishOutcome
-    from .wire import decode
+    from .search_attributes import STATUS
+    from .wire import decode, encode
     from .workflow_support import SYSTEM_RETRY, duration, now
 
 __all__ = ["Ending", "finish"]
@@ -42,6 +43,8 @@ async def finish(action: ActionRun, ending: Ending) -> None:
     data = action.data
     status = ending.status
     data.status = status
+    if action.input.batched_upserts:  # the status describe() gives from now on
+        action.upsert(STATUS.value_set(status))
     data.completed_at = action.released_at or now()
     prepared = action.prepared
     run_callbacks = (
@@ -55,8 +58,10 @@ async def finish(action: ActionRun, ending: Ending) -> None:
     if run_callbacks or grant or release_claim:
         raw = await workflow.execute_activity(
             "stepped_finish",
-            FinishInput(
-                action.context(), status, grant_achievement=grant, release_claim=release_claim
+            encode(
+                FinishInput(
+                    action.context(), status, grant_achievement=grant, release_claim=release_claim
+                )
             ),
             result_type=dict,
             start_to_close_timeout=timedelta(

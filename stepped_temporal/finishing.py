@@ -20,6 +20,7 @@ from .registry import actor_class
 from .stepping import release_claim
 from .store import achievements, records, transaction
 from .user_code import PERMANENT, Handled, build_action, call_user, load
+from .wire import Json, decode, encode
 
 __all__ = ["finish"]
 
@@ -67,6 +68,7 @@ def _finish(data: FinishInput) -> FinishOutcome:
 
 
 @activity.defn(name="stepped_finish")
-async def finish(data: FinishInput) -> FinishOutcome:
+async def finish(input: Json) -> Json:
     """Run the after-callbacks for a final status, then grant the achievement (S3.9)."""
-    return await in_thread(lambda: _finish(data))
+    data = decode(FinishInput, input)  # JSON both ways: see wire.py
+    return encode(await in_thread(lambda: _finish(data)))  # type: ignore[no-any-return]

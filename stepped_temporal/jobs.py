@@ -19,6 +19,7 @@ from .messages import JobInput, JobOutcome
 from .stepping import recorded_or_started
 from .store import records, transaction
 from .user_code import PERMANENT, build_action, load, refuse_awaitable
+from .wire import Json, decode, encode
 
 __all__ = ["run_job"]
 
@@ -61,6 +62,7 @@ def _job(data: JobInput) -> JobOutcome:
 
 
 @activity.defn(name="stepped_job")
-async def run_job(data: JobInput) -> JobOutcome:
+async def run_job(input: Json) -> Json:
     """Run a job-backed action's job in its own transaction (S6.4)."""
-    return await in_thread(lambda: _job(data))
+    data = decode(JobInput, input)  # JSON both ways: see wire.py
+    return encode(await in_thread(lambda: _job(data)))  # type: ignore[no-any-return]

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from .messages import ErrorData
+    from .wire import encode
 
 LANE_WORKFLOW = "SteppedLane"
 #: how many ids of departed actions a lane remembers to ignore repeated joins
@@ -201,7 +202,7 @@ class LaneWorkflow:
     async def _signal(self, message: Outgoing) -> None:
         try:
             await workflow.get_external_workflow_handle(message.workflow_id).signal(
-                message.signal, message.payload
+                message.signal, encode(message.payload)
             )
         except ApplicationError as error:
             if error.type != "ExternalWorkflowExecutionNotFound":

@@ -155,6 +155,9 @@ class ActionInput:
     version: int = PAYLOAD_VERSION
     #: keep Stepped's search attributes up to date (they are registered) (S9.3)
     search_attributes: bool = False
+    #: set them in as few upserts as the run allows (action_run.py); False in
+    #: inputs written before, whose histories replay with one upsert per change
+    batched_upserts: bool = False
     #: the definition's retry policy, known before prepare runs `before` (S8.2)
     retry: RetryData | None = None
     #: what `start()` already found: the checksum achieved (S3.4), so no prepare runs

@@ -33,6 +33,7 @@ from .registry import actor_class
 from .stepping import begin_performing, perform_step
 from .store import achievements, claims, is_transient, records, transaction
 from .user_code import PERMANENT, Handled, build_action, call_user, load
+from .wire import Json, decode, encode
 
 __all__ = ["join_lane", "prepare"]
 
@@ -232,9 +233,10 @@ def _callback_statuses(definition: Definition) -> list[str]:
 
 
 @activity.defn(name="stepped_prepare")
-async def prepare(data: PrepareInput) -> Prepared:
+async def prepare(input: Json) -> Json:
     """Run `before`, compute keys and checksum, check the achievement, claim the key
     or join the lane."""
+    data = decode(PrepareInput, input)  # JSON both ways: see wire.py
     loop = asyncio.get_running_loop()
     client = activity.client()
 
@@ -246,14 +248,14 @@ async def prepare(data: PrepareInput) -> Prepared:
 
     def report(prepared: Prepared) -> None:
         # every later heartbeat repeats it (the client reads the latest)
-        details[:] = [prepared]
-        loop.call_soon_threadsafe(activity.heartbeat, prepared)
+        details[:] = [encode(prepared)]
+        loop.call_soon_threadsafe(activity.heartbeat, details[0])
 
     prepared, later = await in_thread(lambda: _prepare(data, join, report), details)
     if later is not None:
         assert prepared.concurrency_key is not None
         await join_lane(client, prepared.concurrency_key, later, task_queue=data.task_queue)
-    return prepared
+    return encode(prepared)  # type: ignore[no-any-return]
 
 
 async def join_lane(client: Client, key: str, join: LaneJoin, *, task_queue: str) -> None:

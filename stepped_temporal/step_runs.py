@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
         StepOutcome,
     )
-    from .wire import decode
+    from .wire import decode, encode
     from .workflow_support import (
         DEFAULT_RETRY,
         activity_error,
@@ -113,9 +113,11 @@ class StepRuns:
         try:
             raw = await workflow.execute_activity(
                 "stepped_job",
-                JobInput(
-                    action.context(),
-                    erase_achievement=prepared.step_count == 0 and not action.claimed,
+                encode(
+                    JobInput(
+                        action.context(),
+                        erase_achievement=prepared.step_count == 0 and not action.claimed,
+                    )
                 ),
                 result_type=dict,
                 start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
@@ -173,7 +175,7 @@ class StepRuns:
         )
         outcome = await workflow.execute_activity(
             "stepped_step",
-            step.as_last(prepared, action.claimed) if last else step,
+            encode(step.as_last(prepared, action.claimed) if last else step),
             result_type=dict,
             start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
             heartbeat_timeout=duration(prepared.heartbeat_timeout),
@@ -233,7 +235,8 @@ class StepRuns:
         step.pending_actions_count = len(children) + len(waits)
         tasks = [asyncio.ensure_future(self._wait(wait_id, s)) for wait_id, s in waits]
         tasks += await self._children.start(children, outcome.join_after)
-        await workflow.wait_condition(lambda: step.pending_actions_count == 0)
+        if step.pending_actions_count:  # nothing to wait for: no pass of the loop either
+            await workflow.wait_condition(lambda: step.pending_actions_count == 0)
         for task in tasks:  # children abandoned past this point are not ours to watch
             if not task.done():
                 task.cancel()

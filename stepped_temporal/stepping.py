@@ -28,6 +28,7 @@ from .keys import join_order
 from .messages import ActionContext, ErrorData, StepInput, StepOutcome
 from .store import achievements, claims, outbound, records, transaction
 from .user_code import PERMANENT, Handled, build_action, call_user, load
+from .wire import Json, decode, encode
 
 __all__ = ["begin_performing", "perform_step", "recorded_or_started", "release_claim", "run_step"]
 
@@ -154,6 +155,7 @@ def release_claim(session: Session, context: ActionContext) -> bool:
 
 
 @activity.defn(name="stepped_step")
-async def run_step(data: StepInput) -> StepOutcome:
+async def run_step(input: Json) -> Json:
     """Run one step body in its own transaction and return the intents it recorded."""
-    return await in_thread(lambda: perform_step(data))
+    data = decode(StepInput, input)  # JSON both ways: see wire.py
+    return encode(await in_thread(lambda: perform_step(data)))  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""Decoding Stepped's own messages from their JSON form, fast (S1.5, S3).
+"""Stepped's own messages to and from their JSON form, fast (S1.5, S3).
 
 Temporal's JSON converter turns a payload into a dataclass by evaluating the
 class's type hints on every decode (`typing.get_type_hints`, then a walk over
@@ -6,6 +6,11 @@ every field): about a quarter of a millisecond for a `Prepared`, paid by the
 workflow thread once or more per action. The payloads stay exactly what
 Temporal's converter writes — workflows only ask for plain JSON (`dict`) and
 rebuild the message here, with each class's field decoders worked out once.
+
+Encoding is the mirror image: Temporal's JSON encoder turns a dataclass into
+a dict with `dataclasses.asdict`, which deep-copies every value on the way;
+`encode` builds the same dict directly, so the payload bytes are identical
+(keys are sorted when Temporal writes them) at a fraction of the cost.
 
 Only the shapes `messages` and `lane_messages` use are supported: str, int,
 float, bool, Any, `X | None`, `list[X]`, `dict[str, X]` and nested dataclasses.
@@ -21,7 +26,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["Json", "decode"]
+__all__ = ["Json", "decode", "encode"]
 
 T = TypeVar("T")
 #: a message in its JSON form, as workflows receive it (then `decode` it)
@@ -35,6 +40,28 @@ def decode(cls: type[T], value: Any) -> T:
     decoder = _decoders.get(cls) or _decoder_for(cls)
     decoded: T = decoder(value)
     return decoded
+
+
+def encode(value: Any) -> Any:
+    """`value` as the plain JSON-ready form Temporal's encoder would give it:
+    dataclasses as dicts of every field, tuples as lists, the rest as it is."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    fields = _fields.get(kind)
+    if fields is None:
+        if not (dataclasses.is_dataclass(value) and isinstance(kind, type)):
+            if kind is list or kind is tuple:
+                return [encode(item) for item in value]
+            if kind is dict:
+                return {key: encode(item) for key, item in value.items()}
+            return value  # Temporal's encoder deals with it as before
+        fields = _fields[kind] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: encode(getattr(value, name)) for name in fields}
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_fields: dict[type, tuple[str, ...]] = {}
 
 
 def _same(value: Any) -> Any:

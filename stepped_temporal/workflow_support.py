@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from .messages import ErrorData, RetryData
+    from .wire import encode
 
 #: the action workflow's type (`workflows.ActionWorkflow`, and the children it starts)
 ACTION_WORKFLOW = "SteppedAction"
@@ -78,7 +79,7 @@ def activity_error(error: BaseException) -> ErrorData:
 async def signal(workflow_id: str, name: str, payload: Any) -> None:
     """Signal another workflow; one that already closed has nobody left to tell."""
     try:
-        await workflow.get_external_workflow_handle(workflow_id).signal(name, payload)
+        await workflow.get_external_workflow_handle(workflow_id).signal(name, encode(payload))
     except ApplicationError as error:
         if error.type != "ExternalWorkflowExecutionNotFound":
             raise

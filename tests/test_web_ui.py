@@ -59,3 +59,74 @@ async def test_list_queries_by_actor_and_status_find_the_actions(stepped_dev_env
     child = await env.client.get_workflow_handle(child_id).describe()
     assert await child.static_summary() == "Car/8 drive(3)"
     assert child.parent_id == toured.id
+
+
+async def _upserts(client, workflow_id: str) -> list[dict[str, bytes]]:
+    """The search-attribute upserts in a workflow's history, in order."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return [
+        {
+            name: payload.data
+            for name, payload in event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields.items()  # noqa: E501
+        }
+        for event in history.events
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+
+
+async def _attributes(client, workflow_id: str) -> dict[str, str]:
+    description = await client.get_workflow_handle(workflow_id).describe()
+    return {pair.key.name: pair.value for pair in description.typed_search_attributes}
+
+
+async def test_status_and_key_follow_the_action_in_as_few_upserts_as_it_allows(
+    stepped_dev_env,
+):
+    """S9.3: SteppedStatus says performing while a step runs and the final status
+    from the moment the action finishes (also while its after-callbacks run); a
+    one-step action whose step ran in prepare sets key and status in ONE upsert,
+    as a hand-written workflow would — and it is listed by both."""
+    env = stepped_dev_env
+    Car = car_class()
+    step_gate, callback_gate = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def wait_for(gate: asyncio.Event) -> None:
+        asyncio.run_coroutine_threadsafe(asyncio.wait_for(gate.wait(), 20), loop).result()
+
+    wash = Car.stepped_action("wash", outbound=True)  # outbound: its step runs as an activity
+    wash.concurrency_key(lambda car: "wash-bay")
+    wash.step(lambda car, step: wait_for(step_gate))
+    wash.after("succeeded")(lambda car, action: wait_for(callback_gate))
+    seven = env.create(Car, id=7)
+
+    handle = await stepped.start(seven, "wash")
+    deadline = time.monotonic() + 20
+    while (await _attributes(env.client, handle.id)).get("SteppedStatus") != "performing":
+        assert time.monotonic() < deadline, await _attributes(env.client, handle.id)
+        await asyncio.sleep(0.05)
+    assert (await _attributes(env.client, handle.id))["SteppedConcurrencyKey"] == "wash-bay"
+    step_gate.set()
+    while (await handle.describe()).steps[0].status != "succeeded":
+        await asyncio.sleep(0.05)
+    assert await stepped.complete(seven, "wash") is True
+    while (await handle.describe()).status != "succeeded":
+        await asyncio.sleep(0.05)
+    assert (await _attributes(env.client, handle.id))["SteppedStatus"] == "succeeded"
+    assert (await env.client.get_workflow_handle(handle.id).describe()).status.name == "RUNNING"
+    callback_gate.set()
+    assert (await handle.result()).status == "succeeded"
+    assert await _upserts(env.client, handle.id) == [
+        {"SteppedConcurrencyKey": b'"wash-bay"', "SteppedStatus": b'"performing"'},
+        {"SteppedStatus": b'"succeeded"'},
+    ]
+
+    drove = await stepped.run(seven, "drive", 5)  # one step, run inside prepare
+    assert drove.status == "succeeded"
+    assert await _upserts(env.client, drove.id) == [
+        {"SteppedConcurrencyKey": b'"Car/7/drive"', "SteppedStatus": b'"succeeded"'}
+    ]
+    listed = await _listed(
+        env.client, 'SteppedConcurrencyKey="Car/7/drive" AND SteppedStatus="succeeded"', 1
+    )
+    assert listed == [drove.id]

@@ -1,5 +1,5 @@
-"""wire.decode rebuilds every Stepped message exactly as Temporal's converter does
-(S1.5: what travels is unchanged; only the decoding is cheaper)."""
+"""wire.decode rebuilds, and wire.encode writes, every Stepped message exactly as
+Temporal's converter does (S1.5: what travels is unchanged; only the work is cheaper)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from temporalio.converter import DataConverter
 
 from stepped_temporal import lane_messages, messages
-from stepped_temporal.wire import decode
+from stepped_temporal.wire import decode, encode
 
 CONVERTER = DataConverter.default.payload_converter
 MESSAGES = sorted(
@@ -83,3 +83,24 @@ def test_unsupported_shapes_are_refused_by_name():
 
     with pytest.raises(TypeError, match="unsupported union"):
         decode(Odd, {"value": 1})
+
+
+@pytest.mark.parametrize("cls", MESSAGES, ids=lambda cls: cls.__name__)
+def test_encode_writes_the_bytes_temporals_converter_writes(cls):
+    value = _sample(cls)
+    theirs = CONVERTER.to_payloads([value])[0]
+    ours = CONVERTER.to_payloads([encode(value)])[0]
+    assert ours.data == theirs.data and ours.metadata == theirs.metadata
+    assert decode(cls, json.loads(ours.data)) == value
+
+
+def test_encode_leaves_what_it_does_not_know_to_temporals_encoder():
+    """Tuples become lists as asdict + JSON make them; other values pass through
+    untouched, so Temporal's own encoder still decides how they are written."""
+    when = dataclasses.make_dataclass("When", [("at", Any), ("pair", Any)])
+    import datetime as dt
+
+    value = when(dt.datetime(2026, 12, 6, tzinfo=dt.UTC), (1, ("a", None)))
+    encoded = encode(value)
+    assert encoded == {"at": value.at, "pair": [1, ["a", None]]}
+    assert CONVERTER.to_payloads([encoded])[0].data == CONVERTER.to_payloads([value])[0].data

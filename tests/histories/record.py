@@ -2,6 +2,9 @@
 
 Run it from a checkout of the version to record (its package and tests first on
 sys.path), e.g. at commit C: ``python tests/histories/record.py . tests/histories/C``.
+A third argument ``dev`` records on the dev server instead, where Stepped's search
+attributes are registered (so the histories hold their upserts) and the waits are
+seconds, not hours: ``… tests/histories/C-dev dev``.
 """
 
 import asyncio
@@ -16,10 +19,12 @@ from stepped_temporal.testing import SteppedTestEnvironment
 from tests.support import car_class, performing, until
 
 OUT = Path(sys.argv[2])
+SERVER = sys.argv[3] if len(sys.argv) > 3 else "time-skipping"
+DEV = SERVER == "dev"
 
 
 async def main():
-    async with SteppedTestEnvironment.start() as env:
+    async with SteppedTestEnvironment.start(server=SERVER) as env:
         Car = car_class()
         tour = Car.stepped_action("tour")
 
@@ -29,7 +34,7 @@ async def main():
 
         @tour.step
         def _(car, step, others, extra):
-            step.wait(timedelta(minutes=3))
+            step.wait(timedelta(seconds=2) if DEV else timedelta(minutes=3))
             step.on(others, "drive", 3)
 
         @tour.step
@@ -57,7 +62,7 @@ async def main():
         Car.prepend_stepped_action_step("tow")(lambda car, step: car.honk())
         slow = Car.stepped_action("slow", timeout=timedelta(seconds=30))
         slow.step(lambda car, step: time.sleep(0.5))
-        slow.step(lambda car, step: step.wait(timedelta(hours=1)))
+        slow.step(lambda car, step: step.wait(timedelta(seconds=20) if DEV else timedelta(hours=1)))
         cars = [env.create(Car, id=n) for n in (1, 2, 3)]
         blocker = await stepped.start(cars[0], "block")
         await until(blocker, performing)
