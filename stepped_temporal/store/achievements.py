@@ -18,20 +18,21 @@ from .sessions import upsert
 
 __all__ = ["erase", "exists", "grant"]
 
+_TABLE = cast(sa.Table, Achievement.__table__)
+#: built once, run with a bound value: no ORM bookkeeping on the hot path
+_ERASE = sa.delete(_TABLE).where(_TABLE.c.checksum_key == sa.bindparam("checksum_key"))
+_EXISTS = sa.select(_TABLE.c.checksum).where(_TABLE.c.checksum_key == sa.bindparam("checksum_key"))
+
 
 def exists(session: Session, checksum_key: str, checksum: str) -> bool:
     """Whether the achievement under `checksum_key` holds exactly `checksum`."""
-    found = session.scalar(
-        sa.select(Achievement.checksum).where(Achievement.checksum_key == checksum_key)
-    )
-    return found == checksum
+    found = session.connection().scalar(_EXISTS, {"checksum_key": checksum_key})
+    return bool(found == checksum)
 
 
 def erase(session: Session, checksum_key: str) -> None:
     """Remove whatever achievement `checksum_key` holds."""
-    # a Core statement: no ORM bookkeeping on the hot path
-    table = cast(sa.Table, Achievement.__table__)
-    session.execute(sa.delete(table).where(table.c.checksum_key == checksum_key))
+    session.connection().execute(_ERASE, {"checksum_key": checksum_key})
 
 
 def grant(session: Session, checksum_key: str, checksum: str) -> None:

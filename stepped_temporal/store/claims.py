@@ -94,21 +94,25 @@ def claim(
     return Claim(claimed=False, holder=holder)
 
 
+_TABLE = cast(sa.Table, LaneClaim.__table__)
+#: the uncontended release: built once, run with bound values (no ORM on the hot path)
+_RELEASE = sa.delete(_TABLE).where(
+    _TABLE.c.concurrency_key == sa.bindparam("key"),
+    _TABLE.c.holder == sa.bindparam("holder"),
+    _TABLE.c.contended.is_(False),
+)
+#: the claim, per dialect: insert unless a row exists (`_insert_if_absent`)
+_CLAIMS: dict[str, sa.Insert] = {}
+
+
 def release(session: Session, key: str, action_id: str) -> bool:
     """Give `key` up; True when a lane workflow owns it and must be told.
 
     Idempotent: a second release, or one after the key moved on, changes
     nothing (a spurious release to the lane is ignored there).
     """
-    # Core statements on the hot path: no ORM bookkeeping
-    table = cast(sa.Table, LaneClaim.__table__)
-    uncontended = sa.delete(table).where(
-        table.c.concurrency_key == key,
-        table.c.holder == action_id,
-        table.c.contended.is_(False),
-    )
-    deleted = session.execute(uncontended)
-    if deleted.rowcount:  # type: ignore[attr-defined]
+    deleted = session.connection().execute(_RELEASE, {"key": key, "holder": action_id})
+    if deleted.rowcount:
         return False  # the common case, in one statement: nobody else came
     row = _locked(session, key)
     if row is None or not row.contended:
@@ -124,18 +128,20 @@ def _locked(session: Session, key: str) -> LaneClaim | None:
 
 
 def _insert_if_absent(session: Session, values: dict[str, Any]) -> bool:
-    dialect = session.get_bind().dialect.name
+    connection = session.connection()
+    dialect = connection.dialect.name
     if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        table = cast(sa.Table, LaneClaim.__table__)
-        statement = (
-            insert(table)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["concurrency_key"])
-            .returning(table.c.concurrency_key)
-        )
-        # RETURNING, not rowcount: an ORM insert's rowcount is not exact on psycopg
-        return session.execute(statement).first() is not None
+        statement = _CLAIMS.get(dialect)
+        if statement is None:
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = _CLAIMS[dialect] = (
+                insert(_TABLE)
+                .values({name: sa.bindparam(name) for name in values})
+                .on_conflict_do_nothing(index_elements=["concurrency_key"])
+                .returning(_TABLE.c.concurrency_key)
+            )
+        # RETURNING, not rowcount: an insert's rowcount is not exact on psycopg
+        return connection.execute(statement, values).first() is not None
     if session.get(LaneClaim, values["concurrency_key"]) is not None:
         return False
     session.add(LaneClaim(**values))

@@ -30,6 +30,12 @@ __all__ = ["find", "prune", "record", "record_key"]
 
 T = TypeVar("T")
 _json = JSONPlainPayloadConverter()
+_TABLE = cast(sa.Table, StepRecord.__table__)
+#: built once, run with bound values (no ORM on the hot path)
+_RECORD = sa.insert(_TABLE).values(
+    {name: sa.bindparam(name) for name in ("key", "action_id", "outcome", "created_at")}
+)
+_FIND = sa.select(_TABLE.c.outcome).where(_TABLE.c.key == sa.bindparam("key"))
 
 
 def record_key(run_id: str, unit: str) -> str:
@@ -46,7 +52,7 @@ def find(session: Session, key: str, result_type: type[T], *, attempt: int = 0) 
     """
     if attempt == 1:
         return None
-    found = session.scalar(sa.select(StepRecord.outcome).where(StepRecord.key == key))
+    found = session.connection().scalar(_FIND, {"key": key})
     if found is None:
         return None
     payload = Payload(metadata={"encoding": b"json/plain"}, data=found.encode())
@@ -59,14 +65,15 @@ def record(session: Session, key: str, action_id: str, outcome: Any) -> None:
     concurrent attempt's duplicate fails here, before either commits twice)."""
     payload = _json.to_payload(outcome)
     assert payload is not None
-    # a Core insert, executed now: cheaper than the ORM's unit of work
-    session.execute(
-        sa.insert(cast(sa.Table, StepRecord.__table__)).values(
-            key=key,
-            action_id=action_id,
-            outcome=payload.data.decode(),
-            created_at=datetime.now(UTC),
-        )
+    # a Core insert built once, executed now: cheaper than the ORM's unit of work
+    session.connection().execute(
+        _RECORD,
+        {
+            "key": key,
+            "action_id": action_id,
+            "outcome": payload.data.decode(),
+            "created_at": datetime.now(UTC),
+        },
     )
 
 
