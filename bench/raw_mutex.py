@@ -44,13 +44,19 @@ async def acquire(key: str, requester: str) -> None:
 class RawMutex:
     """One key's lock: a holder, at most one pending requester (the newest)."""
 
-    def __init__(self) -> None:
-        self.holder: str | None = None
-        self.pending: str | None = None
+    @workflow.init
+    def __init__(self, key: str, holder: str | None = None, pending: str | None = None) -> None:
+        # A continued run carries the lock's state. It is restored here, not in
+        # `run`: signals delivered in the first task run before `run` starts, and
+        # would otherwise grant a lock the carried holder still holds.
+        self.holder: str | None = holder
+        self.pending: str | None = pending
         self.outgoing: list[tuple[str, str]] = []
 
     @workflow.signal
     def acquire(self, requester: str) -> None:
+        if requester in (self.holder, self.pending):
+            return  # a retried acquire activity signalled twice
         if self.holder is None:
             self.holder = requester
             self.outgoing.append((requester, "granted"))
@@ -69,10 +75,6 @@ class RawMutex:
 
     @workflow.run
     async def run(self, key: str, holder: str | None = None, pending: str | None = None) -> None:
-        # a continued run carries the lock's state (its id, which requesters signal, stays)
-        self.holder = self.holder or holder
-        if pending is not None and self.pending is None:
-            self.pending = pending
         while True:
             idle = await self._wait()
             sends = [
