@@ -46,16 +46,19 @@ async def measure(bench: Bench, leaves: int, runs: int | None = None) -> Report:
     options = bench.options
     runs = runs or options.runs
     deadline = options.deadline or default_deadline(leaves)
+    variants = options.variants(VARIANTS)
     report = Report(
         title=f"fan-out {leaves}",
         leaves=leaves,
         unit="leaves",
-        variants=VARIANTS,
-        ratios=[("stepped", "raw"), ("stepped", "raw-batched")],
+        variants=variants,
+        ratios=[
+            r for r in (("stepped", "raw"), ("stepped", "raw-batched")) if set(r) <= set(variants)
+        ],
     )
     timed_out: set[str] = set()
     for number in range(runs):
-        for variant in rotated(VARIANTS, number):
+        for variant in rotated(variants, number):
             if variant in timed_out:
                 continue  # it got stuck once: do not spend the deadline again
             progress(f"[fan-out {leaves}] run {number + 1}/{runs}: {variant}")

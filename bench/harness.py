@@ -72,6 +72,15 @@ class Options:
     concurrency: int = 200
     deadline: float | None = None
     keep: bool = False
+    #: run only these variants (default: all of the workload's)
+    only: tuple[str, ...] = ()
+
+    def variants(self, all_variants: list[str]) -> list[str]:
+        """The workload's variants this invocation runs, in their order."""
+        unknown = set(self.only) - set(all_variants)
+        if unknown:
+            raise SystemExit(f"--only: no variant {sorted(unknown)} here; there are {all_variants}")
+        return [v for v in all_variants if not self.only or v in self.only]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +126,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary folder (database, worker logs)"
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated variants to run (e.g. stepped for a 10,000-leaf run); default all",
+    )
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -131,6 +145,7 @@ def options_from(args: argparse.Namespace) -> Options:
         concurrency=args.concurrency,
         deadline=args.deadline,
         keep=args.keep,
+        only=tuple(v for v in args.only.split(",") if v),
     )
 
 

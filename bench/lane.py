@@ -54,11 +54,11 @@ async def measure(bench: Bench, actions: int, keys: int = 1, runs: int | None = 
         title=f"lane: {actions} actions on {lanes}",
         leaves=actions,
         unit="actions",
-        variants=VARIANTS,
-        ratios=[("stepped", "raw")],
+        variants=options.variants(VARIANTS),
+        ratios=[("stepped", "raw")] if not options.only else [],
     )
     for number in range(runs):
-        for variant in rotated(VARIANTS, number):
+        for variant in rotated(options.variants(VARIANTS), number):
             progress(f"[lane {actions}x{keys}] run {number + 1}/{runs}: {variant}")
             first = bench.seed_cars(actions)
             if variant == "stepped":
