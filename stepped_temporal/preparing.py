@@ -238,12 +238,11 @@ async def prepare(input: Json) -> Json:
     or join the lane."""
     data = decode(PrepareInput, input)  # JSON both ways: see wire.py
     loop = asyncio.get_running_loop()
-    client = activity.client()
 
     details: list[Any] = []
 
     def join(key: str, lane_join: LaneJoin) -> None:
-        coroutine = join_lane(client, key, lane_join, task_queue=data.task_queue)
+        coroutine = join_lane(activity.client(), key, lane_join, task_queue=data.task_queue)
         asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
     def report(prepared: Prepared) -> None:
@@ -254,7 +253,9 @@ async def prepare(input: Json) -> Json:
     prepared, later = await in_thread(lambda: _prepare(data, join, report), details)
     if later is not None:
         assert prepared.concurrency_key is not None
-        await join_lane(client, prepared.concurrency_key, later, task_queue=data.task_queue)
+        await join_lane(
+            activity.client(), prepared.concurrency_key, later, task_queue=data.task_queue
+        )
     return encode(prepared)  # type: ignore[no-any-return]
 
 

@@ -377,3 +377,37 @@ async def test_child_on_a_deleted_actor_fails_its_parent(stepped_env):
     assert child.status == "failed"
     assert child.error is not None and child.error.type == "ActorNotFound"
     assert not child.root
+
+
+async def test_loading_an_actor_reads_it_fresh_by_its_key_on_each_database(stepped_db_env):
+    """S1.3, S1.6: `load_actor` (one prepared SELECT per class, cheaper than
+    Session.get) returns the row's current state by a single, string or composite
+    key; an object already in the session is returned as is; a missing row is
+    ActorNotFound; a key of the wrong arity is refused, naming the class."""
+    env = stepped_db_env
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Berth(stepped.Actor, Base):
+        __tablename__ = f"berths_{id(env)}"
+        dock: Mapped[str] = mapped_column(primary_key=True)
+        number: Mapped[int] = mapped_column(primary_key=True)
+        boats: Mapped[int] = mapped_column(default=0)
+
+    Car = car_class()
+    env.create(Berth, dock="north", number=2, boats=1)
+    env.create(Car, id=5, mileage=7)
+    with env.session() as session, session.begin():
+        session.get(Berth, ("north", 2)).boats = 3  # changed after it was created
+
+    with env.session() as session:
+        berth = registry.load_actor(session, "Berth", ["north", 2])
+        car = registry.load_actor(session, "Car", 5)
+        assert (berth.dock, berth.number, berth.boats) == ("north", 2, 3)
+        assert (car.id, car.mileage) == (5, 7)
+        assert registry.load_actor(session, "Car", 5) is car  # the identity map first
+        with pytest.raises(stepped.ActorNotFound, match="Berth with id"):
+            registry.load_actor(session, "Berth", ["north", 9])
+        with pytest.raises(Exception, match="Berth"):
+            registry.load_actor(session, "Berth", "north")
