@@ -466,6 +466,8 @@ class History:
     """Every workflow execution (each continue-as-new run apart) of one task queue."""
 
     events: int = 0
+    #: history size in bytes (the server's `history_size_bytes`), all executions
+    bytes: int = 0
     lane_events: int = 0
     #: history length of each lane run, longest first
     lane_runs: list[int] = field(default_factory=list)
@@ -507,16 +509,18 @@ async def count_history(
 
     limit = asyncio.Semaphore(64)
 
-    async def length(workflow_id: str, run_id: str | None) -> int:
+    async def length(workflow_id: str, run_id: str | None) -> tuple[int, int]:
         async with limit:
             handle = client.get_workflow_handle(workflow_id, run_id=run_id)
             described = await handle.describe()
-            return int(described.raw_description.workflow_execution_info.history_length)
+            info = described.raw_description.workflow_execution_info
+            return int(info.history_length), int(info.history_size_bytes)
 
     lengths = await asyncio.gather(*(length(e.id, e.run_id) for e in executions))
     history = History(executions=len(executions), workflow_ids=len(ids), still_open=len(running))
-    for execution, events in zip(executions, lengths, strict=True):
+    for execution, (events, size) in zip(executions, lengths, strict=True):
         history.events += events
+        history.bytes += size
         if execution.workflow_type == LANE_WORKFLOW:
             history.lane_events += events
             history.lane_runs.append(events)
@@ -870,7 +874,10 @@ def describe_run(run: Run) -> str:
     parts = [wall, "ok" if run.ok else "NOT OK"]
     if run.history is not None:
         h = run.history
-        parts.append(f"{h.events} events in {h.executions} executions")
+        parts.append(
+            f"{h.events} events in {h.executions} executions, "
+            f"{h.bytes / max(run.leaves, 1) / 1024:.2f} KiB of history per leaf"
+        )
         if 0 < len(h.lane_runs) <= 10:
             parts.append(f"lane run lengths {h.lane_runs}")
         elif h.lane_runs:

@@ -76,7 +76,7 @@ class ActionRun:
     def upsert(self, update: SearchAttributeUpdate[str], *, later: bool = False) -> None:
         """Update one of Stepped's search attributes, when the action keeps them (S9.3).
 
-        Each upsert is a command and a history event. With `batched_upserts`
+        Each upsert is a command and a history event. With `revision` 1
         (every input written now), an update marked `later` waits for the next
         upsert and travels with it: a leaf whose first step ran in prepare
         upserts once, at its end, as a hand-written workflow would. Inputs
@@ -84,7 +84,7 @@ class ActionRun:
         """
         if not self.input.search_attributes:
             return
-        if self.input.batched_upserts:
+        if self.input.revision >= 1:
             if later:
                 self._pending_upserts.append(update)
                 return

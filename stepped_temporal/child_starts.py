@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .dependencies import Dependencies
     from .keys import tenancy_key
-    from .messages import ActionInput, ChildIntent, Dependency
+    from .messages import REVISION, ActionInput, ChildIntent, Dependency
     from .search_attributes import initial_search_attributes, summary
     from .wire import Json, encode
     from .workflow_support import ACTION_WORKFLOW
@@ -129,8 +129,9 @@ class ChildStarts:
         else:
             # A superseded child handed this dependency to its successor, which
             # the lane tells us about (S4.2); any other final status concludes it.
-            if result["status"] != "superseded":
-                dependencies.conclude(child_id, bool(result["successful"]))
+            # (fields holding their defaults are left out of the result: wire.encode)
+            if result.get("status", "pending") != "superseded":
+                dependencies.conclude(child_id, bool(result.get("successful", False)))
         finally:
             self._open -= 1
 
@@ -149,7 +150,7 @@ class ChildStarts:
             parent=Dependency(action.data.id, child_id),
             ancestry=[*action.input.ancestry, action.data.id],
             search_attributes=action.input.search_attributes,
-            batched_upserts=True,
+            revision=REVISION,
             retry=intent.retry,
             activity_timeout=prepared.activity_timeout if prepared else None,
             heartbeat_timeout=prepared.heartbeat_timeout if prepared else None,

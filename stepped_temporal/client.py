@@ -20,7 +20,7 @@ from .config import get_client, heartbeat_seconds, read_session, settings
 from .definitions import resolve_definition
 from .errors import ArgumentTypeError
 from .keys import tenancy_key
-from .messages import ActionData, ActionInput, Prepared
+from .messages import REVISION, ActionData, ActionInput, Prepared
 from .registry import ActorBase, actor_ref
 from .results import ActionResult, ActionState
 from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, summary
@@ -177,7 +177,7 @@ async def start(actor: ActorBase, name: str, *arguments: Any) -> ActionHandle:
                 arguments=encoded,
                 task_queue=task_queue,
                 search_attributes=attributes,
-                batched_upserts=True,
+                revision=REVISION,
                 retry=definition.retry_data(),
                 prepared=achieved,
                 activity_timeout=settings().activity_timeout.total_seconds(),

@@ -2,8 +2,9 @@
 
 The finish activity (`finishing.py`) runs the after-callbacks, grants the
 achievement and gives up a claimed key — only what the last step did not
-settle already; then the lane hears the action is done, so the next pending action performs. Parents
-are told by the lane or by the child's own end (`ChildStarts`), not here.
+settle already, and as a local activity when no callback runs (`revision` 1);
+then the lane hears the action is done, so the next pending action performs.
+Parents are told by the lane or by the child's own end (`ChildStarts`), not here.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def finish(action: ActionRun, ending: Ending) -> None:
     data = action.data
     status = ending.status
     data.status = status
-    if action.input.batched_upserts:  # the status describe() gives from now on
+    if action.input.revision >= 1:  # the status describe() gives from now on
         action.upsert(STATUS.value_set(status))
     data.completed_at = action.released_at or now()
     prepared = action.prepared
@@ -56,20 +57,33 @@ async def finish(action: ActionRun, ending: Ending) -> None:
     release_claim = ending.release and action.claimed and not action.claim_released
     failed_callbacks = 0
     if run_callbacks or grant or release_claim:
-        raw = await workflow.execute_activity(
-            "stepped_finish",
-            encode(
-                FinishInput(
-                    action.context(), status, grant_achievement=grant, release_claim=release_claim
-                )
-            ),
-            result_type=dict,
-            start_to_close_timeout=timedelta(
-                seconds=prepared.activity_timeout if prepared else 600.0
-            ),
-            heartbeat_timeout=duration(prepared.heartbeat_timeout if prepared else None),
-            retry_policy=SYSTEM_RETRY,
+        finishing = encode(
+            FinishInput(
+                action.context(), status, grant_achievement=grant, release_claim=release_claim
+            )
         )
+        timeout = timedelta(seconds=prepared.activity_timeout if prepared else 600.0)
+        if action.input.revision >= 1 and not run_callbacks:
+            # Only books to keep (give the key up, grant): idempotent statements,
+            # so a local activity — a marker in this task, not three events and
+            # another task — as a parent whose children ended needs (a chain of
+            # actions pays this at every level).
+            raw = await workflow.execute_local_activity(
+                "stepped_finish",
+                finishing,
+                result_type=dict,
+                start_to_close_timeout=timeout,
+                retry_policy=SYSTEM_RETRY,
+            )
+        else:
+            raw = await workflow.execute_activity(
+                "stepped_finish",
+                finishing,
+                result_type=dict,
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=duration(prepared.heartbeat_timeout if prepared else None),
+                retry_policy=SYSTEM_RETRY,
+            )
         outcome = decode(FinishOutcome, raw)
         failed_callbacks = outcome.failed
         action.lane_owned = action.lane_owned or outcome.lane_owned

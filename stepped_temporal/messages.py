@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 PAYLOAD_VERSION = 1
+#: the workflow behaviour inputs written now ask for (`ActionInput.revision`)
+REVISION = 1
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,12 @@ class ActionInput:
     version: int = PAYLOAD_VERSION
     #: keep Stepped's search attributes up to date (they are registered) (S9.3)
     search_attributes: bool = False
-    #: set them in as few upserts as the run allows (action_run.py); False in
-    #: inputs written before, whose histories replay with one upsert per change
-    batched_upserts: bool = False
+    #: which of the workflow's behaviour changes this action's history is written
+    #: with (`REVISION` for every input written now; 0 in older ones, whose
+    #: histories replay as recorded): from 1, search attributes are upserted as
+    #: few times as the run allows (action_run.py) and a finish that only keeps
+    #: books (release, grant: no after-callbacks) runs as a local activity
+    revision: int = 0
     #: the definition's retry policy, known before prepare runs `before` (S8.2)
     retry: RetryData | None = None
     #: what `start()` already found: the checksum achieved (S3.4), so no prepare runs

@@ -9,8 +9,9 @@ rebuild the message here, with each class's field decoders worked out once.
 
 Encoding is the mirror image: Temporal's JSON encoder turns a dataclass into
 a dict with `dataclasses.asdict`, which deep-copies every value on the way;
-`encode` builds the same dict directly, so the payload bytes are identical
-(keys are sorted when Temporal writes them) at a fraction of the cost.
+`encode` builds the dict directly, at a fraction of the cost, and leaves out
+the fields of Stepped's messages that hold their defaults (readers fill them
+in), so what travels and what the history keeps is smaller too.
 
 Only the shapes `messages` and `lane_messages` use are supported: str, int,
 float, bool, Any, `X | None`, `list[X]`, `dict[str, X]` and nested dataclasses.
@@ -43,8 +44,11 @@ def decode(cls: type[T], value: Any) -> T:
 
 
 def encode(value: Any) -> Any:
-    """`value` as the plain JSON-ready form Temporal's encoder would give it:
-    dataclasses as dicts of every field, tuples as lists, the rest as it is."""
+    """`value` in the plain JSON form Temporal's encoder would give it — dataclasses
+    as dicts, tuples as lists, the rest as it is — except that a field of one of
+    Stepped's own messages holding its default is left out: every reader fills it
+    back in (`decode` here, Temporal's converter for typed signals and results),
+    and histories are smaller (fan-out 200: 5.6 KiB per leaf against 6.7)."""
     kind = type(value)
     if kind in _SCALARS:
         return value
@@ -56,12 +60,38 @@ def encode(value: Any) -> Any:
             if kind is dict:
                 return {key: encode(item) for key, item in value.items()}
             return value  # Temporal's encoder deals with it as before
-        fields = _fields[kind] = tuple(f.name for f in dataclasses.fields(value))
-    return {name: encode(getattr(value, name)) for name in fields}
+        fields = _fields[kind] = _fields_of(kind)
+    encoded = {}
+    for name, default in fields:
+        field_value = getattr(value, name)
+        if (
+            default is not _NO_DEFAULT
+            and type(field_value) is type(default)
+            and field_value == default
+        ):
+            continue
+        encoded[name] = encode(field_value)
+    return encoded
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
-_fields: dict[type, tuple[str, ...]] = {}
+_NO_DEFAULT = object()
+_fields: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _fields_of(cls: type[Any]) -> tuple[tuple[str, Any], ...]:
+    """Each field's name and the default a reader fills in (or `_NO_DEFAULT`)."""
+    ours = cls.__module__.startswith(__name__.rpartition(".")[0] + ".")
+    found = []
+    for field in dataclasses.fields(cls):
+        default: Any = _NO_DEFAULT
+        if ours and field.init:
+            if field.default is not dataclasses.MISSING:
+                default = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+        found.append((field.name, default))
+    return tuple(found)
 
 
 def _same(value: Any) -> Any:

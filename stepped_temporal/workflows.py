@@ -218,7 +218,7 @@ class ActionWorkflow:
         data.status = "performing"
         data.started_at = prepared.first_step_started_at or now()
         work = asyncio.ensure_future(self._work())
-        if action.input.batched_upserts:
+        if action.input.revision >= 1:
             # let the work run until it waits: done already (its steps ran in
             # prepare), it never shows as performing — its end is upserted next
             await workflow.wait_condition(lambda: True)
