@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import JSONPlainPayloadConverter
 
+from ..wire import encode
 from .schema import StepRecord
 
 __all__ = ["find", "prune", "record", "record_key"]
@@ -63,7 +64,7 @@ def find(session: Session, key: str, result_type: type[T], *, attempt: int = 0) 
 def record(session: Session, key: str, action_id: str, outcome: Any) -> None:
     """Record `outcome` under `key`, in the caller's transaction (flushed now, so a
     concurrent attempt's duplicate fails here, before either commits twice)."""
-    payload = _json.to_payload(outcome)
+    payload = _json.to_payload(encode(outcome))  # no asdict deep copy (wire.py)
     assert payload is not None
     # a Core insert built once, executed now: cheaper than the ORM's unit of work
     session.connection().execute(
