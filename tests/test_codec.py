@@ -6,6 +6,7 @@ a failure holds no argument in clear, while the codec client reads every result.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -299,11 +300,36 @@ def _payloads(message: Message) -> Iterator[Payload]:
                 yield from _payloads(item)
 
 
+#: what Temporal's core writes, in plain JSON, beside a local activity's (encoded)
+#: result in its marker: bookkeeping of the SDK, never user data
+LOCAL_ACTIVITY_FIELDS = {
+    "seq",
+    "attempt",
+    "activity_id",
+    "activity_type",
+    "complete_time",
+    "backoff",
+    "original_schedule_time",
+    "activation_index",
+}
+
+
 async def _stored(plain: Client, workflow_id: str) -> tuple[bytes, list[Payload]]:
-    """A workflow's history as Temporal stores it: raw event bytes and its payloads."""
+    """A workflow's history as Temporal stores it: raw event bytes and its payloads,
+    less the core's own local-activity bookkeeping (checked to be only that)."""
     history = await plain.get_workflow_handle(workflow_id).fetch_history()
     raw = b"".join(event.SerializeToString() for event in history.events)
-    return raw, [p for event in history.events for p in _payloads(event)]
+    payloads = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        bookkeeping = []
+        if event.HasField("marker_recorded_event_attributes") and "data" in marker.details:
+            assert marker.marker_name == "core_local_activity", marker.marker_name
+            bookkeeping = list(marker.details["data"].payloads)
+            for payload in bookkeeping:
+                assert set(json.loads(payload.data)) <= LOCAL_ACTIVITY_FIELDS, payload.data
+        payloads += [p for p in _payloads(event) if p not in bookkeeping]
+    return raw, payloads
 
 
 def _visiting(Car):
