@@ -126,6 +126,17 @@ class Outgoing:
         assert found is not None
         return found
 
+    @classmethod
+    def of(
+        cls, workflow_id: str, payload: Verdict | Forward | Conclusion, *, grant: bool = False
+    ) -> "Outgoing":
+        """The message carrying `payload` to `workflow_id`."""
+        if isinstance(payload, Verdict):
+            return cls(workflow_id, verdict=payload, grant=grant)
+        if isinstance(payload, Forward):
+            return cls(workflow_id, forward=payload, grant=grant)
+        return cls(workflow_id, conclusion=payload, grant=grant)
+
 
 @dataclass(frozen=True)
 class Handover:

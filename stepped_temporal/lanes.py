@@ -18,6 +18,7 @@ sharing it) in the same step — so a late follower is never missed.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import timedelta
 
 from temporalio import workflow
@@ -38,7 +39,8 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from .messages import ErrorData
-    from .wire import encode
+    from .wire import Json, decode, encode
+    from .workflow_support import received
 
 LANE_WORKFLOW = "SteppedLane"
 #: how many ids of departed actions a lane remembers to ignore repeated joins
@@ -56,16 +58,25 @@ class LaneWorkflow:
     """The lane of one concurrency key."""
 
     @workflow.init
-    def __init__(self, state: LaneState) -> None:
-        self._state = state
+    def __init__(self, state: Json) -> None:
+        # JSON in and out (wire.py): a continued lane may carry thousands of messages
+        self._state = decode(LaneState, state)
+        #: `state.recent` as counts, for a join's "seen it?" in constant time
+        self._recent = Counter(self._state.recent)
         self._in_flight = 0
         #: the sending tasks, kept referenced until done (never iterated to issue commands)
         self._sending: set[asyncio.Future[None]] = set()
 
     # -- messages (state changes only) ---------------------------------------
-    @workflow.signal
-    def join(self, join: LaneJoin) -> None:
-        """A candidate arrives (S4.1-S4.4)."""
+    @workflow.signal(name="join")
+    def join_signal(self, raw: Json) -> None:
+        """A candidate arrives (S4.1-S4.4). Thousands may come in one task (a burst
+        before the lane's first task): each is decoded by `wire`, in constant time."""
+        join = received(LaneJoin, raw, "join")
+        if join is not None:
+            self._join(join)
+
+    def _join(self, join: LaneJoin) -> None:
         state = self._state
         if self._known(join.action_id):
             return  # a retried join activity delivers the same candidate again
@@ -104,11 +115,12 @@ class LaneWorkflow:
         # the same workflow task must queue behind it, not supersede it.
         self._grant_next()
 
-    @workflow.signal
-    def release(self, release: LaneRelease) -> None:
+    @workflow.signal(name="release")
+    def release_signal(self, raw: Json) -> None:
         """The performing action reached a final status (S4.5)."""
+        release = received(LaneRelease, raw, "release")
         performing = self._state.performing
-        if performing is None or performing.action_id != release.action_id:
+        if release is None or performing is None or performing.action_id != release.action_id:
             return
         self._state.performing = None
         self._conclude_entry(
@@ -123,9 +135,12 @@ class LaneWorkflow:
             ),
         )
 
-    @workflow.signal
-    def withdraw(self, withdraw: LaneWithdraw) -> None:
+    @workflow.signal(name="withdraw")
+    def withdraw_signal(self, raw: Json) -> None:
         """A pending action was cancelled: it leaves the queue (S4.6)."""
+        withdraw = received(LaneWithdraw, raw, "withdraw")
+        if withdraw is None:
+            return
         for entry in self._state.pending:
             if entry.action_id == withdraw.action_id:
                 self._state.pending.remove(entry)
@@ -144,7 +159,7 @@ class LaneWorkflow:
 
     # -- the loop ------------------------------------------------------------
     @workflow.run
-    async def run(self, state: LaneState) -> LaneState:
+    async def run(self, state: Json) -> Json:
         while True:
             self._grant_next()
             if self._history_is_long():
@@ -155,7 +170,7 @@ class LaneWorkflow:
                     lambda: self._in_flight == 0 and workflow.all_handlers_finished()
                 )
                 self._state.runs += 1
-                workflow.continue_as_new(self._state)
+                workflow.continue_as_new(encode(self._state))
             self._dispatch()
             if self._quiet():
                 if self._state.idle_seconds > 0:
@@ -166,7 +181,7 @@ class LaneWorkflow:
                     )
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._quiet():
-                    return self._state
+                    return encode(self._state)  # type: ignore[no-any-return]
                 continue
             await workflow.wait_condition(
                 lambda: (
@@ -231,7 +246,7 @@ class LaneWorkflow:
         state = self._state
         if state.performing is not None and state.performing.action_id == action_id:
             return True
-        return action_id in state.recent or any(e.action_id == action_id for e in state.pending)
+        return self._recent[action_id] > 0 or any(e.action_id == action_id for e in state.pending)
 
     def _shareable(self, join: LaneJoin) -> LaneEntry | None:
         """S4.3: the performing or a pending action with the same checksum_key and checksum."""
@@ -286,20 +301,16 @@ class LaneWorkflow:
         self._remember(entry.action_id)
 
     def _remember(self, action_id: str) -> None:
-        self._state.recent.append(action_id)
-        del self._state.recent[:-RECENT]
+        recent = self._state.recent
+        recent.append(action_id)
+        self._recent[action_id] += 1
+        if len(recent) > RECENT:
+            self._recent[recent.pop(0)] -= 1
 
     def _send(
         self, workflow_id: str, payload: Verdict | Forward | Conclusion, *, grant: bool = False
     ) -> None:
-        outgoing = Outgoing(workflow_id, grant=grant)
-        if isinstance(payload, Verdict):
-            outgoing.verdict = payload
-        elif isinstance(payload, Forward):
-            outgoing.forward = payload
-        else:
-            outgoing.conclusion = payload
-        self._state.outbox.append(outgoing)
+        self._state.outbox.append(Outgoing.of(workflow_id, payload, grant=grant))
 
     def _quiet(self) -> bool:
         """Idle, with nothing left to send."""

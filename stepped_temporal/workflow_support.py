@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -18,7 +18,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from .messages import ErrorData, RetryData
-    from .wire import encode
+    from .wire import decode, encode
+
+T = TypeVar("T")
 
 #: the action workflow's type (`workflows.ActionWorkflow`, and the children it starts)
 ACTION_WORKFLOW = "SteppedAction"
@@ -38,6 +40,7 @@ __all__ = [
     "activity_error",
     "duration",
     "now",
+    "received",
     "reraise_cancellation",
     "retry_policy",
     "signal",
@@ -84,6 +87,18 @@ async def signal(workflow_id: str, name: str, payload: Any) -> None:
         if error.type != "ExternalWorkflowExecutionNotFound":
             raise
         workflow.logger.info("signal %s to closed workflow %s dropped", name, workflow_id)
+
+
+def received(cls: type[T], raw: Any, signal_name: str) -> T | None:
+    """A signal's JSON as a `cls` (`wire.decode`: about a tenth of the CPU of
+    Temporal's typed decoding, which matters when thousands of joins reach one
+    lane in one task); None, logged, when it is not one — dropped, as Temporal
+    drops a signal whose input it cannot decode."""
+    try:
+        return decode(cls, raw)
+    except Exception as error:
+        workflow.logger.warning("signal %s dropped: not a %s: %r", signal_name, cls.__name__, error)
+        return None
 
 
 def now() -> str:
