@@ -24,12 +24,14 @@ from temporalio import activity
 
 from .messages import ErrorData
 from .store import is_transient, records
+from .wire import Json, decode, encode
 
 __all__ = [
     "OUTAGE_PATIENCE",
     "attempt",
     "error_data",
     "in_thread",
+    "json_in_thread",
     "set_executor",
     "stamp",
     "unit_key",
@@ -77,6 +79,13 @@ async def in_thread(fn: Callable[[], T], details: list[Any] | None = None) -> T:
         with contextlib.suppress(Exception):
             await asyncio.shield(future)
         raise
+
+
+async def json_in_thread(cls: type[T], input: Json, body: Callable[[T], Any]) -> Json:
+    """An activity's JSON input decoded as `cls`, `body` run on it by `in_thread`,
+    its result returned as JSON: activities take and give JSON (see wire.py)."""
+    data = decode(cls, input)
+    return encode(await in_thread(lambda: body(data)))  # type: ignore[no-any-return]
 
 
 #: when the running activity began, on this machine's clock (see `stamp`)

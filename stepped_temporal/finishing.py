@@ -14,13 +14,13 @@ import logging
 from temporalio import activity
 
 from .definitions import resolve_definition
-from .execution import attempt, error_data, in_thread, unit_key
+from .execution import attempt, error_data, json_in_thread, unit_key
 from .messages import ErrorData, FinishInput, FinishOutcome
 from .registry import actor_class
 from .stepping import release_claim
 from .store import achievements, records, transaction
 from .user_code import PERMANENT, Handled, build_action, call_user, load
-from .wire import Json, decode, encode
+from .wire import Json
 
 __all__ = ["finish"]
 
@@ -70,5 +70,4 @@ def _finish(data: FinishInput) -> FinishOutcome:
 @activity.defn(name="stepped_finish")
 async def finish(input: Json) -> Json:
     """Run the after-callbacks for a final status, then grant the achievement (S3.9)."""
-    data = decode(FinishInput, input)  # JSON both ways: see wire.py
-    return encode(await in_thread(lambda: _finish(data)))  # type: ignore[no-any-return]
+    return await json_in_thread(FinishInput, input, _finish)

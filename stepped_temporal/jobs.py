@@ -14,12 +14,12 @@ from temporalio import activity
 
 from .arguments import encode_arguments
 from .errors import DefinitionError
-from .execution import attempt, error_data, in_thread, unit_key
+from .execution import attempt, error_data, json_in_thread, unit_key
 from .messages import JobInput, JobOutcome
 from .stepping import recorded_or_started
 from .store import records, transaction
 from .user_code import PERMANENT, build_action, load, refuse_awaitable
-from .wire import Json, decode, encode
+from .wire import Json
 
 __all__ = ["run_job"]
 
@@ -64,5 +64,4 @@ def _job(data: JobInput) -> JobOutcome:
 @activity.defn(name="stepped_job")
 async def run_job(input: Json) -> Json:
     """Run a job-backed action's job in its own transaction (S6.4)."""
-    data = decode(JobInput, input)  # JSON both ways: see wire.py
-    return encode(await in_thread(lambda: _job(data)))  # type: ignore[no-any-return]
+    return await json_in_thread(JobInput, input, _job)

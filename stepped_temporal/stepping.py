@@ -23,12 +23,12 @@ from .action import Step
 from .action_keys import child_keys, tenancy
 from .arguments import encode_arguments
 from .errors import DefinitionError
-from .execution import attempt, error_data, in_thread, stamp, unit_key
+from .execution import attempt, error_data, json_in_thread, stamp, unit_key
 from .keys import join_order
 from .messages import ActionContext, ErrorData, StepInput, StepOutcome
 from .store import achievements, claims, outbound, records, transaction
 from .user_code import PERMANENT, Handled, build_action, call_user, load
-from .wire import Json, decode, encode
+from .wire import Json
 
 __all__ = ["begin_performing", "perform_step", "recorded_or_started", "release_claim", "run_step"]
 
@@ -157,5 +157,4 @@ def release_claim(session: Session, context: ActionContext) -> bool:
 @activity.defn(name="stepped_step")
 async def run_step(input: Json) -> Json:
     """Run one step body in its own transaction and return the intents it recorded."""
-    data = decode(StepInput, input)  # JSON both ways: see wire.py
-    return encode(await in_thread(lambda: perform_step(data)))  # type: ignore[no-any-return]
+    return await json_in_thread(StepInput, input, perform_step)
