@@ -63,6 +63,14 @@ async def main():
         slow = Car.stepped_action("slow", timeout=timedelta(seconds=30))
         slow.step(lambda car, step: time.sleep(0.5))
         slow.step(lambda car, step: step.wait(timedelta(seconds=20) if DEV else timedelta(hours=1)))
+        wreck = Car.stepped_action("wreck")
+
+        @wreck.step
+        def _(car, step):
+            raise RuntimeError("hit a wall")
+
+        rally = Car.stepped_action("rally")
+        rally.step(lambda car, step, others: step.on(others, "wreck"))
         cars = [env.create(Car, id=n) for n in (1, 2, 3)]
         blocker = await stepped.start(cars[0], "block")
         await until(blocker, performing)
@@ -79,10 +87,12 @@ async def main():
         sl = await stepped.start(cars[2], "slow")
         await until(sl, performing)
         await sl.cancel()
-        results = [await h.result() for h in (first, second, blocker, towed, sl)]
+        rallied = await stepped.start(cars[0], "rally", cars[1:])
+        handles = (first, second, blocker, towed, sl, rallied)
+        results = [await h.result() for h in handles]
         print([r.status for r in results])
         ids = [r.id for r in results]
-        for r in results[:2]:
+        for r in [*results[:2], results[-1]]:
             for s in r.steps:
                 ids += list(s.actions)
         ids += ["stepped-lane/Car/1/tour", "stepped-lane/garage"]
