@@ -50,6 +50,8 @@ class ActionRun:
         self.lane_owned = False
         #: the last step granted the achievement (S3.9) itself
         self.granted = False
+        #: it was skipped as achieved (S3.4), at prepare or when its turn came
+        self.achieved = False
         #: when the last step gave up the claim (its end, as the next holder sees it)
         self.released_at: str | None = None
         #: search-attribute updates waiting for the next upsert (`upsert`)

@@ -1,11 +1,12 @@
 """`ChildStarts`: starting the child actions a step asked for, and watching them
-(S3.7, S3.11, S3.13, S3.14, S4.8).
+(S3.7, S3.11, S3.13, S3.14, S4.8, S9.4).
 
 Children start in call order, each after the earlier calls on its lane have
 joined theirs (S4.8), at most `CHILD_WINDOW` open at once and — where the
 `BATCHED_STARTS` patch marker is recorded — at most `START_BATCH` per workflow
 task. A child that ends without concluding (terminated, timed out, crashed)
-concludes unsuccessfully, so its parent step never waits for it forever.
+concludes unsuccessfully, so its parent step never waits for it forever; so
+does a child whose workflow failed because the action was unsuccessful (S9.4).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from temporalio.exceptions import ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .dependencies import Dependencies
+    from .failures import is_action_failure
     from .keys import tenancy_key
     from .messages import REVISION, ActionInput, ChildIntent, Dependency
     from .search_attributes import initial_search_attributes, summary
@@ -120,11 +122,12 @@ class ChildStarts:
         except ChildWorkflowError as error:
             if dependencies.concluded(child_id):
                 return  # we stopped watching (abandon, not cancel) after it concluded
-            # The child ended without concluding (terminated, timed out, crashed):
-            # it can no longer conclude, so the step must not wait for it.
-            workflow.logger.error(
-                "action %s: child %s ended abnormally: %s", data.id, child_id, error
-            )
+            if not is_action_failure(error.cause):  # S9.4: unsuccessful children fail
+                # The child ended without concluding (terminated, timed out, crashed):
+                # it can no longer conclude, so the step must not wait for it.
+                workflow.logger.error(
+                    "action %s: child %s ended abnormally: %s", data.id, child_id, error
+                )
             dependencies.conclude(child_id, False)
         else:
             # A superseded child handed this dependency to its successor, which

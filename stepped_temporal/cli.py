@@ -1,4 +1,4 @@
-"""The `stepped-temporal` command: worker, dev, demo, tree (S9.2, S9.3).
+"""The `stepped-temporal` command: worker, dev, demo, tree, lanes (S9.2, S9.3, S9.5).
 
 Every failure a user can cause (an unreachable server, a module that does not
 import, a module without actors, a database that refuses) ends in one line on
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from . import cli_views
 from .cli_setup import (
     CommandError,
     check_database,
@@ -54,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     _connection_options(worker)
     worker.add_argument("--max-concurrent-activities", type=int, default=100)
     worker.add_argument(
+        "--metrics-bind",
+        metavar="HOST:PORT",
+        default=os.environ.get("STEPPED_METRICS_BIND"),
+        help="serve Prometheus metrics (Temporal's and Stepped's) on HOST:PORT/metrics "
+        "(env STEPPED_METRICS_BIND)",
+    )
+    worker.add_argument(
+        "--tracing",
+        action="store_true",
+        help="one OpenTelemetry trace per action tree, through the global tracer provider "
+        "(e.g. run under opentelemetry-instrument; needs stepped_temporal[otel])",
+    )
+    worker.add_argument(
         "--shutdown-grace",
         type=float,
         default=30.0,
@@ -78,13 +91,30 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(handler=run_dev)
 
     demo = commands.add_parser("demo", help="run a fleet of cars on an embedded dev server")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the dev server, its Web UI and the worker up until Ctrl-C",
+    )
     demo.set_defaults(handler=run_demo_command)
 
     tree = commands.add_parser("tree", help="print an action's tree with statuses")
     tree.add_argument("action_id")
     tree.add_argument("--json", action="store_true", help="print JSON instead of a tree")
+    tree.add_argument(
+        "--watch", action="store_true", help="redraw the tree until the action is final"
+    )
+    tree.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between redraws (default 1)"
+    )
     _connection_options(tree, database=False)
-    tree.set_defaults(handler=run_tree)
+    tree.set_defaults(handler=cli_views.run_tree)
+
+    lanes = commands.add_parser("lanes", help="list the contended lanes, or show one lane")
+    lanes.add_argument("key", nargs="?", help="a concurrency key: show its lane in detail")
+    lanes.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _connection_options(lanes)
+    lanes.set_defaults(handler=cli_views.run_lanes)
     return parser
 
 
@@ -133,12 +163,21 @@ def _codec_option(parser: argparse.ArgumentParser) -> None:
 async def run_worker(arguments: argparse.Namespace) -> int:
     """`stepped-temporal worker --app MODULE`."""
     from . import config
+    from .errors import NotConfigured
     from .worker import create_worker
 
     names = import_apps(arguments.app)
     engine = check_database(arguments.database_url)
     client = await connect(arguments)
-    config.configure(client=client, engine=engine, task_queue=arguments.task_queue)
+    try:
+        config.configure(
+            client=client,
+            engine=engine,
+            task_queue=arguments.task_queue,
+            tracing=True if arguments.tracing else None,
+        )
+    except NotConfigured as error:
+        raise CommandError(str(error)) from None
     worker = create_worker(
         max_concurrent_activities=arguments.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=arguments.shutdown_grace),
@@ -147,9 +186,16 @@ async def run_worker(arguments: argparse.Namespace) -> int:
         worker,
         f"worker: {client.service_client.config.target_host} namespace {client.namespace}, "
         f"task queue {arguments.task_queue}, actors {', '.join(names)}"
-        f"{codec_note(client.data_converter)}; Ctrl-C stops it",
+        f"{codec_note(client.data_converter)}{_extras(arguments)}; Ctrl-C stops it",
     )
     return 0
+
+
+def _extras(arguments: argparse.Namespace) -> str:
+    metrics = arguments.metrics_bind
+    return (f"; metrics on http://{metrics}/metrics" if metrics else "") + (
+        "; tracing" if arguments.tracing else ""
+    )
 
 
 async def run_dev(arguments: argparse.Namespace) -> int:
@@ -200,37 +246,9 @@ async def run_dev(arguments: argparse.Namespace) -> int:
 
 async def run_demo_command(arguments: argparse.Namespace) -> int:
     """`stepped-temporal demo`."""
-    from .demo import run_demo
+    from .demo_runner import run_demo
 
-    return await run_demo()
-
-
-async def run_tree(arguments: argparse.Namespace) -> int:
-    """`stepped-temporal tree ACTION_ID`."""
-    from temporalio.service import RPCError
-
-    from .errors import SteppedError
-    from .trees import collect_tree, format_tree, tree_json
-
-    client = await connect(arguments)
-    try:
-        tree = await collect_tree(client, arguments.action_id)
-    except RPCError as error:
-        raise CommandError(f"no action {arguments.action_id!r}: {error}") from None
-    except KeyError as error:  # the SDK's word for a payload encoding it cannot read
-        if "binary/encrypted" not in str(error):
-            raise
-        raise CommandError(
-            f"action {arguments.action_id!r} has encrypted payloads: set STEPPED_CODEC_KEY "
-            f"to the key its workers use"
-        ) from None
-    except SteppedError as error:  # e.g. codec.DecryptionError: a key that does not fit
-        raise CommandError(str(error)) from None
-    if arguments.json:
-        print(json.dumps(tree_json(tree), indent=2))
-    else:
-        print(format_tree(tree))
-    return 0
+    return await run_demo(keep=arguments.keep)
 
 
 def _exit(status: int) -> None:

@@ -127,6 +127,14 @@ async def connect(arguments: argparse.Namespace) -> Any:
     converter = codec_converter(arguments)
     if converter is not None:
         options["data_converter"] = converter
+    bind = getattr(arguments, "metrics_bind", None)
+    if bind:
+        from .metrics import prometheus_runtime
+
+        try:
+            options["runtime"] = prometheus_runtime(bind)
+        except Exception as error:  # a bad address, or a port in use
+            raise CommandError(f"cannot serve metrics on {bind}: {error}") from None
     address = options["target_host"]
     try:
         return await asyncio.wait_for(Client.connect(**options), timeout=15)

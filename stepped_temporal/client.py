@@ -1,8 +1,9 @@
-"""Starting, waiting for, inspecting and completing actions (S9.1, S9.2, S6)."""
+"""Starting, waiting for, inspecting and completing actions (S9.1, S9.2, S9.4, S6)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 import weakref
 from collections.abc import Callable
@@ -10,15 +11,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import MetricMeter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import time_skipping
+from . import metrics, time_skipping, tracing
 from .action_keys import achieved_before_start
 from .arguments import encode_arguments
 from .config import get_client, heartbeat_seconds, read_session, settings
 from .definitions import resolve_definition
 from .errors import ArgumentTypeError
+from .failures import action_data
 from .keys import tenancy_key
 from .messages import REVISION, ActionData, ActionInput, Prepared
 from .registry import ActorBase, actor_ref
@@ -28,6 +32,8 @@ from .status import completion_status
 from .store import outbound
 from .wire import encode
 from .workflows import ACTION_WORKFLOW
+
+log = logging.getLogger("stepped_temporal")
 
 #: Called with the handle of each started root action (the test environment listens).
 start_listeners: list[Callable[[ActionHandle], None]] = []
@@ -50,7 +56,9 @@ class ActionHandle:
 
     @property
     def workflow(self) -> WorkflowHandle[Any, ActionData]:
-        """The underlying Temporal workflow handle."""
+        """The underlying Temporal workflow handle. Its `result()` raises
+        `WorkflowFailureError` for an unsuccessful action (S9.4); this handle's
+        `result()` returns an `ActionResult` for every final status."""
         return self._client.get_workflow_handle(self.id, result_type=ActionData)
 
     async def result(self) -> ActionResult:
@@ -68,6 +76,12 @@ class ActionHandle:
         while True:
             try:
                 return await self.workflow.result()
+            except WorkflowFailureError as error:
+                # S9.4: an unsuccessful action fails its workflow, with its result
+                data = action_data(error.cause)
+                if data is None:
+                    raise
+                return data
             except RuntimeError as error:
                 # The time-skipping test server ends a long poll after 20 s with
                 # an empty page, which the SDK reports this way: poll again.
@@ -165,8 +179,9 @@ async def start(actor: ActorBase, name: str, *arguments: Any) -> ActionHandle:
         data = ActionData(action_id, type_name, actor_id, name, list(encoded))
         data.take(achieved)
         data.achieve(datetime.now(UTC).isoformat())
+        metrics.achieved_at_start(_meter(client), type_name, name)
         return _started(SettledActionHandle(client, data))
-    await client.start_workflow(
+    await tracing.traced_client(client).start_workflow(
         ACTION_WORKFLOW,
         encode(
             ActionInput(
@@ -195,6 +210,11 @@ async def start(actor: ActorBase, name: str, *arguments: Any) -> ActionHandle:
     return _started(ActionHandle(client, action_id))
 
 
+def _meter(client: Client) -> MetricMeter:
+    runtime = client.service_client.config.runtime or Runtime.default()
+    return runtime.metric_meter
+
+
 def _started(handle: ActionHandle) -> ActionHandle:
     for listener in list(start_listeners):
         listener(handle)
@@ -218,9 +238,19 @@ async def _search_attributes_enabled(client: Client) -> bool:
             response = await client.operator_service.list_search_attributes(
                 ListSearchAttributesRequest(namespace=client.namespace)
             )
-            known = set(SEARCH_ATTRIBUTES) <= set(response.custom_attributes)
+            registered = set(response.custom_attributes)
         except RPCError:
-            known = False
+            registered = set()
+        missing = sorted(set(SEARCH_ATTRIBUTES) - registered)
+        known = not missing
+        if missing and len(missing) < len(SEARCH_ATTRIBUTES):
+            log.warning(
+                "namespace %s registers some of Stepped's search attributes but not %s: "
+                "actions start without any until it does (temporal operator "
+                "search-attribute create --name NAME --type Keyword)",
+                client.namespace,
+                ", ".join(missing),
+            )
         _registered[client] = known
     return known
 

@@ -49,6 +49,11 @@ class Settings:
     #: a root start that finds its checksum achieved (S3.4) still creates a workflow
     #: (seen in the Web UI, S9.3); False: `start()` returns it settled, no workflow
     record_achieved_starts: bool = True
+    #: OpenTelemetry tracing (tracing.py): False, True (the global tracer provider)
+    #: or a TracerProvider
+    tracing: Any = False
+    #: HOST:PORT where the client Stepped connects serves Prometheus metrics (metrics.py)
+    metrics_bind: str | None = None
     connect_lock: asyncio.Lock | None = field(default=None, repr=False)
 
 
@@ -71,6 +76,8 @@ def configure(
     search_attributes: bool | None = None,
     heartbeat_timeout: timedelta | None = None,
     record_achieved_starts: bool | None = None,
+    tracing: Any = None,
+    metrics_bind: str | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
@@ -87,7 +94,13 @@ def configure(
     checksum achieved (S3.4) return a settled handle without creating a workflow:
     several times faster, for loops that start the same work over and over, but
     such skips are not seen in the Web UI and cannot be looked up by id later.
-    Arguments left out keep their current values.
+    `tracing=True` makes every action tree one OpenTelemetry trace through the
+    global tracer provider (or pass a `TracerProvider`); it needs the `otel`
+    extra and applies to workers created after it. `metrics_bind="HOST:PORT"`
+    serves Temporal's and Stepped's metrics for Prometheus from the client
+    Stepped connects (with your own `client`, connect it with
+    `metrics.prometheus_runtime(...)` instead). Arguments left out keep their
+    current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -127,7 +140,29 @@ def configure(
                 f"record_achieved_starts takes True or False, got {record_achieved_starts!r}"
             )
         changes["record_achieved_starts"] = record_achieved_starts
+    if metrics_bind is not None:
+        if client is not None:
+            raise ValueError(
+                "metrics_bind applies to the client Stepped connects; connect yours with "
+                "runtime=stepped_temporal.metrics.prometheus_runtime(...) instead"
+            )
+        changes.update(metrics_bind=metrics_bind, client=None)
+    if tracing is not None:
+        if tracing is not False:
+            _check_tracing(tracing)
+        changes["tracing"] = tracing
     _settings = replace(_settings, **changes)
+
+
+def _check_tracing(tracing: Any) -> None:
+    try:
+        from opentelemetry.trace import TracerProvider
+    except ImportError:
+        raise NotConfigured(
+            "tracing needs OpenTelemetry: pip install 'stepped_temporal[otel]'"
+        ) from None
+    if tracing is not True and not isinstance(tracing, TracerProvider):
+        raise TypeError(f"tracing takes True, False or a TracerProvider, got {tracing!r}")
 
 
 def reset() -> None:
@@ -151,10 +186,16 @@ async def get_client() -> Client:
     async with current.connect_lock:
         if current.client is None:
             try:
+                runtime = None
+                if current.metrics_bind:
+                    from .metrics import prometheus_runtime
+
+                    runtime = prometheus_runtime(current.metrics_bind)
                 current.client = await Client.connect(
                     current.address,
                     namespace=current.namespace,
                     data_converter=current.data_converter or DataConverter.default,
+                    runtime=runtime,
                 )
             except Exception as error:
                 raise NotConfigured(

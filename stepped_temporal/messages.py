@@ -106,6 +106,8 @@ class PrepareInput:
     ancestry: list[str] = field(default_factory=list)
     #: the workflow takes a first step run by prepare (`Prepared.first_step`)
     perform_first_step: bool = False
+    #: the namespace has Stepped's search attributes: a lane it starts carries one
+    search_attributes: bool = False
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from .keys import lane_id
 from .lane_messages import LaneJoin, LaneState
 from .messages import ErrorData, Prepared, PrepareInput, StepInput, StepOutcome
 from .registry import actor_class
+from .search_attributes import lane_search_attributes
 from .stepping import begin_performing, perform_step
 from .store import achievements, claims, is_transient, records, transaction
 from .user_code import PERMANENT, Handled, build_action, call_user, load
@@ -242,7 +243,13 @@ async def prepare(input: Json) -> Json:
     details: list[Any] = []
 
     def join(key: str, lane_join: LaneJoin) -> None:
-        coroutine = join_lane(activity.client(), key, lane_join, task_queue=data.task_queue)
+        coroutine = join_lane(
+            activity.client(),
+            key,
+            lane_join,
+            task_queue=data.task_queue,
+            search_attributes=data.search_attributes,
+        )
         asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
     def report(prepared: Prepared) -> None:
@@ -254,19 +261,28 @@ async def prepare(input: Json) -> Json:
     if later is not None:
         assert prepared.concurrency_key is not None
         await join_lane(
-            activity.client(), prepared.concurrency_key, later, task_queue=data.task_queue
+            activity.client(),
+            prepared.concurrency_key,
+            later,
+            task_queue=data.task_queue,
+            search_attributes=data.search_attributes,
         )
     return encode(prepared)  # type: ignore[no-any-return]
 
 
-async def join_lane(client: Client, key: str, join: LaneJoin, *, task_queue: str) -> None:
-    """Signal-with-start the lane: a workflow cannot do this itself."""
+async def join_lane(
+    client: Client, key: str, join: LaneJoin, *, task_queue: str, search_attributes: bool = False
+) -> None:
+    """Signal-with-start the lane: a workflow cannot do this itself. Where the
+    namespace has Stepped's search attributes, a lane it starts carries
+    `SteppedLane=<key>` (S9.5: the Web UI lists lanes)."""
     idle = settings().lane_idle.total_seconds()
     await client.start_workflow(
         "SteppedLane",
         LaneState(key=key, idle_seconds=idle, test_server=time_skipping.skips_time(client)),
         id=lane_id(key),
         task_queue=task_queue,
+        search_attributes=lane_search_attributes(key) if search_attributes else None,
         start_signal="join",
         start_signal_args=[join],
     )

@@ -1,8 +1,10 @@
-"""Stepped's custom search attributes, so the Web UI finds actions (S9.3).
+"""Stepped's custom search attributes, so the Web UI finds actions and lanes (S9.3, S9.5).
 
 ``SteppedActor="Car/7" AND SteppedStatus="failed"`` lists what a user looks
-for. They must be registered on the namespace (the dev command and the
-docker-compose file do it; `temporal operator search-attribute create`).
+for; ``SteppedLane="garage"`` finds the lane workflow of a contended key
+(``SteppedLane IS NOT NULL`` lists them all). They must be registered on the
+namespace (the dev command and the docker-compose file do it;
+`temporal operator search-attribute create`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ ACTOR = SearchAttributeKey.for_keyword("SteppedActor")
 ACTION = SearchAttributeKey.for_keyword("SteppedAction")
 STATUS = SearchAttributeKey.for_keyword("SteppedStatus")
 CONCURRENCY_KEY = SearchAttributeKey.for_keyword("SteppedConcurrencyKey")
+#: on lane workflows: the concurrency key whose lane it is
+LANE = SearchAttributeKey.for_keyword("SteppedLane")
 
 #: every key, in registration order
-ALL = (ACTOR, ACTION, STATUS, CONCURRENCY_KEY)
+ALL = (ACTOR, ACTION, STATUS, CONCURRENCY_KEY, LANE)
 
 #: name -> type, as `temporal operator search-attribute create --name N --type T` takes them
 SEARCH_ATTRIBUTES: dict[str, str] = {key.name: "Keyword" for key in ALL}
@@ -35,6 +39,11 @@ def initial_search_attributes(actor_type: str, actor_id: Any, name: str) -> Type
             SearchAttributePair(STATUS, "pending"),
         ]
     )
+
+
+def lane_search_attributes(key: str) -> TypedSearchAttributes:
+    """The attribute a lane workflow starts with (and keeps across continue-as-new)."""
+    return TypedSearchAttributes([SearchAttributePair(LANE, key)])
 
 
 def summary(actor_type: str, actor_id: Any, name: str, arguments: list[Any]) -> str:

@@ -19,6 +19,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from . import tracing
 from .action import Step
 from .action_keys import child_keys, tenancy
 from .arguments import encode_arguments
@@ -82,6 +83,16 @@ def recorded_or_started(
 
 
 def perform_step(data: StepInput) -> StepOutcome:
+    """Run step `data.index` (traced as ``stepped.step`` when tracing is on)."""
+    with tracing.span("stepped.step", data.action, **{"stepped.step": data.index}) as made:
+        outcome = _perform_step(data)
+        if made is not None:
+            failed = outcome.error is not None or outcome.marked_failed
+            made.set_attribute("stepped.status", "failed" if failed else "succeeded")
+        return outcome
+
+
+def _perform_step(data: StepInput) -> StepOutcome:
     context = data.action
     key = unit_key(f"step/{data.index}")
     if data.erase_achievement:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from . import tracing
 from .activities import ALL_ACTIVITIES, set_executor
 from .config import get_engine, settings
 from .errors import NotConfigured
@@ -20,7 +21,7 @@ from .workflows import ActionWorkflow
 #: Workflow code is the package's own deterministic modules (no user code, no I/O);
 #: passing the package through keeps the sandbox from re-importing it (and
 #: SQLAlchemy) on every run — seconds per task on a worker without a cache.
-PASSTHROUGH = ("stepped_temporal", "sqlalchemy")
+PASSTHROUGH = ("stepped_temporal", "sqlalchemy", "opentelemetry")
 #: how long exactly-once records are kept (pruned when a worker starts)
 RECORDS_KEPT = timedelta(days=7)
 
@@ -29,7 +30,8 @@ def create_worker(**kwargs: Any) -> Worker:
     """A `temporalio.worker.Worker` for the configured client and task queue.
 
     Creates Stepped's own tables in the configured database where they are
-    missing. Keyword arguments pass through to `Worker`.
+    missing; with `configure(tracing=...)` adds the tracing interceptors
+    (tracing.py). Keyword arguments pass through to `Worker`.
     """
     current = settings()
     client = kwargs.pop("client", None) or current.client
@@ -50,6 +52,20 @@ def create_worker(**kwargs: Any) -> Worker:
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),
     )
+    if current.tracing:
+        # the contrib's interceptor may come with the client already (it is both kinds)
+        from temporalio.contrib.opentelemetry import TracingInterceptor
+
+        given = [*client.config().get("interceptors", ()), *kwargs.get("interceptors", ())]
+        added = [
+            interceptor
+            for interceptor in tracing.interceptors()
+            if not (
+                isinstance(interceptor, TracingInterceptor)
+                and any(isinstance(other, TracingInterceptor) for other in given)
+            )
+        ]
+        kwargs["interceptors"] = [*kwargs.get("interceptors", ()), *added]
     return Worker(
         client,
         workflows=[ActionWorkflow, LaneWorkflow],

@@ -1,4 +1,4 @@
-"""`ActionWorkflow`: the deterministic interpreter of one action (S3, S6.1-S6.3, S7.1, S9.2).
+"""`ActionWorkflow`: the deterministic interpreter of one action (S3, S6.1-S6.3, S7.1, S9.2, S9.4).
 
 It never imports user code or reads the registry: it only acts on what the
 activities report (how many steps, what each step asked for). So changing a
@@ -20,10 +20,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from . import timers
+    from . import metrics, timers
     from .action_run import ActionRun
     from .dependencies import Dependencies
     from .endings import Ending, finish
+    from .failures import FAILURE_TYPES, PATCH, failure
     from .lane_messages import Conclusion, Forward, Verdict
     from .lane_turns import take_turn
     from .messages import (
@@ -123,11 +124,13 @@ class ActionWorkflow:
         """S3 in order: prepare; then achieved, performing at once, pending in the
         lane until its turn, or ended before it began; then finish."""
         action = self._action
+        metrics.started(action.data)
         prepared = await self._prepare(action.input)
         ending: Ending | None
         if prepared is None:  # unreadable input, or prepare failed for good (S8.2)
             ending = None
         elif prepared.outcome == "achieved":  # S3.4: succeeded at once, nothing to finish
+            action.achieved = True
             action.data.achieve(now())
             ending = None
         elif prepared.outcome == "claimed":  # nobody else holds the key: no lane to wait in
@@ -141,8 +144,12 @@ class ActionWorkflow:
         if ending is not None:
             await finish(action, ending)
         action.upsert(STATUS.value_set(action.data.status))
+        metrics.finished(action.data, achieved=action.achieved)
         # the ActionData, written as Temporal would write it, only faster (wire.py)
-        return encode(action.data)  # type: ignore[no-any-return]
+        result: Json = encode(action.data)
+        if action.data.status in FAILURE_TYPES and workflow.patched(PATCH):
+            raise failure(action.data, result)  # S9.4: the Web UI shows it failed
+        return result
 
     async def _prepare(self, input: ActionInput) -> Prepared | None:
         """The prepare activity (S3.2-S3.4): `before`, the keys, the achievement, and
@@ -186,6 +193,7 @@ class ActionWorkflow:
                         list(input.ancestry),
                         # a sibling waits for our join: report it without running a step
                         perform_first_step=not input.report_joined,
+                        search_attributes=input.search_attributes,
                     )
                 ),
                 result_type=dict,
@@ -217,6 +225,8 @@ class ActionWorkflow:
         assert prepared is not None
         data.status = "performing"
         data.started_at = prepared.first_step_started_at or now()
+        if prepared.outcome == "joined":  # its turn in the lane came
+            metrics.lane_waited(data, workflow.now() - workflow.info().start_time)
         work = asyncio.ensure_future(self._work())
         if action.input.revision >= 1:
             # let the work run until it waits: done already (its steps ran in
@@ -247,6 +257,7 @@ class ActionWorkflow:
                 await work
             status, error = self._interruption(timed_out), None
         if status == "achieved":  # S3.4, found only once the lane let it perform
+            action.achieved = True
             data.steps.clear()
             data.current_step_index = None
             return Ending("succeeded", release=True, callbacks=False, grant=False)

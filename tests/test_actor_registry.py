@@ -8,10 +8,12 @@ from typing import ClassVar
 
 import pytest
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session
+from temporalio.client import WorkflowFailureError
 
 import stepped_temporal as stepped
 from stepped_temporal import registry
 from stepped_temporal.config import settings
+from stepped_temporal.failures import action_data
 from stepped_temporal.messages import ActionData, ActionInput
 from tests.support import car_class
 
@@ -267,9 +269,11 @@ async def test_unknown_actor_type_in_workflow_input_fails_clearly(stepped_env):
             task_queue=task_queue,
             result_type=ActionData,
         )
-        data = await asyncio.wait_for(handle.result(), 15)
+        with pytest.raises(WorkflowFailureError) as failed:  # S9.4
+            await asyncio.wait_for(handle.result(), 15)
+        data = action_data(failed.value.cause)
 
-        assert data.status == "failed", type_name
+        assert data is not None and data.status == "failed", type_name
         assert data.error is not None and data.error.type == "UnknownActorType"
         assert repr(type_name) in data.error.message
         assert data.steps == []

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from temporalio.client import WorkflowFailureError
 
 import stepped_temporal as stepped
 from stepped_temporal.config import settings
+from stepped_temporal.failures import FAILURE_TYPES, action_data
 from stepped_temporal.messages import PAYLOAD_VERSION, ActionData, ActionInput
 from stepped_temporal.testing import handle_stepped_action_exceptions
 from tests.support import car_class, until
@@ -52,7 +54,13 @@ async def _forged(env, **fields: Any) -> ActionData:
         task_queue=task_queue,
         result_type=ActionData,
     )
-    return await asyncio.wait_for(handle.result(), 30)
+    try:
+        return await asyncio.wait_for(handle.result(), 30)
+    except WorkflowFailureError as error:  # S9.4: an unsuccessful action fails its workflow
+        data = action_data(error.cause)
+        assert data is not None, error.cause
+        assert error.cause.type == FAILURE_TYPES[data.status]  # type: ignore[union-attr]
+        return data
 
 
 def _refused_early(data: ActionData, error_type: str) -> str:

@@ -316,7 +316,7 @@ LOCAL_ACTIVITY_FIELDS = {
 
 async def _stored(plain: Client, workflow_id: str) -> tuple[bytes, list[Payload]]:
     """A workflow's history as Temporal stores it: raw event bytes and its payloads,
-    less the core's own local-activity bookkeeping (checked to be only that)."""
+    less the core's own local-activity and patch bookkeeping (checked to be only that)."""
     history = await plain.get_workflow_handle(workflow_id).fetch_history()
     raw = b"".join(event.SerializeToString() for event in history.events)
     payloads = []
@@ -328,6 +328,12 @@ async def _stored(plain: Client, workflow_id: str) -> tuple[bytes, list[Payload]
             bookkeeping = list(marker.details["data"].payloads)
             for payload in bookkeeping:
                 assert set(json.loads(payload.data)) <= LOCAL_ACTIVITY_FIELDS, payload.data
+        elif event.HasField("marker_recorded_event_attributes"):
+            # a `workflow.patched` marker: the patch id, nothing of the user's
+            assert marker.marker_name == "core_patch", marker.marker_name
+            bookkeeping = [p for key in marker.details for p in marker.details[key].payloads]
+            for payload in bookkeeping:
+                assert set(json.loads(payload.data)) <= {"id", "deprecated"}, payload.data
         payloads += [p for p in _payloads(event) if p not in bookkeeping]
     return raw, payloads
 

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 import stepped_temporal as stepped
-from stepped_temporal import cli, cli_setup, config
+from stepped_temporal import cli, cli_setup, cli_views, config
 from stepped_temporal.codec import EncryptionCodec, data_converter, is_encrypted
 from stepped_temporal.testing import SteppedTestEnvironment
 from tests.support import car_class
@@ -119,7 +119,7 @@ async def test_tree_reads_encrypted_actions_with_the_key_only(monkeypatch, capsy
         argv = ["tree", result.id, "--address", address]
 
         monkeypatch.setenv("STEPPED_CODEC_KEY", KEY)
-        assert await cli.run_tree(_arguments(*argv)) == 0
+        assert await cli_views.run_tree(_arguments(*argv)) == 0
         printed = capsys.readouterr().out
         assert "succeeded" in printed and "change_location" in printed
 
@@ -127,8 +127,8 @@ async def test_tree_reads_encrypted_actions_with_the_key_only(monkeypatch, capsy
         with pytest.raises(
             cli_setup.CommandError, match="encrypted payloads: set STEPPED_CODEC_KEY"
         ):
-            await cli.run_tree(_arguments(*argv))
+            await cli_views.run_tree(_arguments(*argv))
 
         monkeypatch.setenv("STEPPED_CODEC_KEY", OTHER_KEY)
         with pytest.raises(cli_setup.CommandError, match="no configured key"):
-            await cli.run_tree(_arguments(*argv))
+            await cli_views.run_tree(_arguments(*argv))

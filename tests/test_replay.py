@@ -77,7 +77,8 @@ async def test_histories_recorded_by_an_older_version_replay(recorded):
     """Histories recorded by an earlier version (tests/histories/<commit>/, made by
     tests/histories/record.py: a tree with a before hook, waits, a fan-out, three
     calls on a busy lane, an outbound action with a timeout completed from outside,
-    a job with a prepended step, a cancelled action mid-step, and two lanes) replay
+    a job with a prepended step, a cancelled action mid-step, a parent whose
+    children fail (from 12-06), and two lanes) replay
     on today's workflow code: running workflows survive an upgrade."""
     history = WorkflowHistory.from_json(recorded.stem, recorded.read_text())
     replayer = Replayer(

@@ -1,5 +1,6 @@
 """S9.3: actions are findable in the Temporal Web UI — readable ids, a summary,
-and search attributes for actor, action, status and concurrency key.
+and search attributes for actor, action, status and concurrency key; S9.4: the
+execution status lists exactly the unsuccessful actions as Failed.
 
 Runs on the dev server: the time-skipping server has no visibility queries.
 """
@@ -53,6 +54,11 @@ async def test_list_queries_by_actor_and_status_find_the_actions(stepped_dev_env
     assert nested == [child_id]
     in_garage = await _listed(env.client, 'SteppedConcurrencyKey="garage"', 1)
     assert in_garage == [crashed.id]
+    # S9.4: Temporal's own status agrees, so the UI's status column and filter do too
+    failed_in_ui = await _listed(env.client, 'SteppedActor="Car/7" AND ExecutionStatus="Failed"', 1)
+    assert failed_in_ui == [crashed.id]
+    completed = await _listed(env.client, 'SteppedActor="Car/7" AND ExecutionStatus="Completed"', 2)
+    assert completed == sorted([toured.id, drove.id])
 
     description = await env.client.get_workflow_handle(toured.id).describe()
     assert await description.static_summary() == "Car/7 tour(Car/8)"

@@ -1,0 +1,112 @@
+"""S9.5: `stepped-temporal lanes` lists the contended lanes and `lanes KEY` shows one
+(text and `--json`), run as a user runs them, against the dev server (listing is a
+visibility query); lane workflows carry `SteppedLane` so the Web UI lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import stepped_temporal as stepped
+from tests.support import car_class, joined, performing, until
+
+COMMAND = shutil.which("stepped-temporal") or str(Path(sys.executable).parent / "stepped-temporal")
+
+
+async def _lanes(env, *arguments: str) -> str:
+    """Run `stepped-temporal lanes …` against the test environment; its stdout. (As a
+    subprocess of the event loop: the in-process worker must answer its queries.)"""
+    url = env.engine.url.render_as_string(hide_password=False)
+    address = env.client.service_client.config.target_host
+    environment = {**os.environ, "STEPPED_DATABASE_URL": url}
+    environment.pop("TEMPORAL_ADDRESS", None)
+    process = await asyncio.create_subprocess_exec(
+        COMMAND, "lanes", *arguments, "--address", address,
+        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out.decode() + err.decode()
+    assert b"Traceback" not in err, err.decode()
+    return out.decode()
+
+
+async def _listed_lanes(env) -> list[dict[str, Any]]:
+    """`lanes --json` once the visibility store lists a lane (it lags a start)."""
+    deadline = time.monotonic() + 20
+    while True:
+        listed: list[dict[str, Any]] = json.loads(await _lanes(env, "--json"))
+        if listed or time.monotonic() > deadline:
+            return listed
+        await asyncio.sleep(0.3)
+
+
+async def _listed(client, query: str, count: int) -> list[str]:
+    deadline = time.monotonic() + 20
+    while True:
+        ids = sorted([w.id async for w in client.list_workflows(query)])
+        if len(ids) >= count or time.monotonic() > deadline:
+            return ids
+        await asyncio.sleep(0.2)
+
+
+async def test_lanes_lists_contended_lanes_and_shows_one(stepped_dev_env):
+    env = stepped_dev_env
+    Car = car_class()
+    hold = Car.stepped_action("hold", outbound=True)
+    hold.concurrency_key(lambda car: "garage")
+    hold.step(lambda car, step: None)
+    visit = Car.stepped_action("visit")
+    visit.concurrency_key(lambda car, place: "garage")
+    visit.step(lambda car, step, place: car.change_location(place))
+    car = env.create(Car, id=1)
+
+    holder = await stepped.start(car, "hold")
+    await until(holder, performing)
+    # one action wants the key: a claim, no lane workflow
+    assert (await _lanes(env)).startswith("no contended lanes")
+    alone: dict[str, Any] = json.loads(await _lanes(env, "garage", "--json"))
+    assert alone["performing"] == holder.id and alone["pending"] == []
+
+    first = await stepped.start(car, "visit", "Oslo")
+    await until(first, joined)
+    second = await stepped.start(car, "visit", "Paris")  # supersedes the first
+    await until(second, joined)
+    assert (await first.result()).status == "superseded"
+
+    listed = await _listed_lanes(env)
+    assert [lane["key"] for lane in listed] == ["garage"]
+    (lane,) = listed
+    assert lane["performing"] == holder.id and lane["performing_since"] is not None
+    assert lane["pending"] == [second.id]
+    assert lane["recent"] == [{"action_id": first.id, "how": "superseded", "to": second.id}]
+    assert json.loads(await _lanes(env, "garage", "--json")) == lane
+
+    table = (await _lanes(env)).splitlines()
+    assert table[0].split() == ["KEY", "PERFORMING", "FOR", "PENDING"]
+    assert table[1].split()[:2] == ["garage", holder.id] and table[1].split()[-1] == "1"
+    detail = await _lanes(env, "garage")
+    assert detail.splitlines()[0] == "lane garage"
+    assert f"performing  {holder.id} (for " in detail
+    assert f"1. {second.id}" in detail
+    assert f"{first.id} superseded → {second.id}" in detail
+
+    # the Web UI finds the lane by its key
+    assert await _listed(env.client, 'SteppedLane="garage"', 1) == ["stepped-lane/garage"]
+
+    assert await stepped.complete(car, "hold") is True
+    assert (await second.result()).status == "succeeded"
+    nobody: dict[str, Any] = json.loads(await _lanes(env, "nowhere", "--json"))
+    assert nobody == {
+        "key": "nowhere",
+        "performing": None,
+        "performing_since": None,
+        "pending": [],
+        "recent": [],
+    }

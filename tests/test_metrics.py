@@ -1,0 +1,99 @@
+"""`stepped-temporal worker --metrics-bind HOST:PORT` serves Prometheus metrics:
+Temporal's own worker metrics and Stepped's counters and lane-wait histogram
+(metrics.py), scraped after a small tree ran on a dev server; a bad address is
+one error line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import urllib.request
+
+from sqlalchemy.orm import Session
+
+import stepped_temporal
+import stepped_temporal as stepped
+from tests.test_cli import (  # noqa: F401  (app is a fixture)
+    app,
+    dev_server,
+    finish,
+    free_port,
+    loaded_app,
+    one_error_line,
+    read_until,
+    reap,
+    run_command,
+    spawn,
+)
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def _value(metrics: str, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include `labels`."""
+    total = 0.0
+    for line in metrics.splitlines():
+        match = re.match(rf"^{name}(?:{{(.*)}})? (\S+)$", line)
+        if not match:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+async def test_worker_serves_temporal_and_stepped_metrics(app):  # noqa: F811
+    folder, url, env = app
+    port = free_port()
+    async with dev_server() as server:
+        address = server.client.service_client.config.target_host
+        worker = await spawn(
+            "worker", "--app", "myapp", "--address", address, "--task-queue", "metrics",
+            "--metrics-bind", f"127.0.0.1:{port}", cwd=folder, env=env,
+        )  # fmt: skip
+        try:
+            banner = await read_until(worker, "worker:", 30)
+            assert f"metrics on http://127.0.0.1:{port}/metrics" in banner
+            with loaded_app(folder, url) as (module, engine):
+                stepped_temporal.configure(
+                    client=server.client, database_url=url, task_queue="metrics"
+                )
+                with Session(engine) as session:
+                    car = session.get_one(module.Car, 1)
+                for _ in range(2):
+                    result = await asyncio.wait_for(stepped.run(car, "tour"), 30)
+                    assert result.status == "succeeded"
+            metrics = ""
+            for _ in range(50):  # the exporter serves what it has aggregated
+                metrics = await asyncio.to_thread(_scrape, f"http://127.0.0.1:{port}/metrics")
+                if _value(metrics, "stepped_actions_finished", action="honk") >= 2:
+                    break
+                await asyncio.sleep(0.2)
+            finished = "stepped_actions_finished"
+            assert _value(metrics, finished, actor="Car", action="tour", status="succeeded") == 2
+            assert _value(metrics, finished, actor="Car", action="honk", status="succeeded") == 2
+            assert _value(metrics, "stepped_actions_started", action="tour") == 2
+            assert _value(metrics, "stepped_deadlocks") == 0
+            # Temporal's own worker metrics, from the same runtime
+            assert (
+                _value(metrics, "temporal_workflow_completed", workflow_type="SteppedAction") >= 4
+            )
+            worker.send_signal(signal.SIGTERM)
+            status, out, err = await finish(worker, 30)
+            assert status == 0, out + err
+        finally:
+            await reap(worker)
+
+
+def test_a_bad_metrics_address_is_one_error_line(app):  # noqa: F811
+    folder, _, env = app
+    completed = run_command(
+        "worker", "--app", "myapp", "--metrics-bind", "nowhere", cwd=folder, env=env
+    )
+    line = one_error_line(completed, "worker")
+    assert "cannot serve metrics on nowhere" in line and "HOST:PORT" in line
