@@ -110,3 +110,41 @@ async def test_lanes_lists_contended_lanes_and_shows_one(stepped_dev_env):
         "pending": [],
         "recent": [],
     }
+
+
+async def test_lane_detail_on_either_server(stepped_env):
+    """`lanes KEY`'s view (lane_listing.lane_detail, format_lane) on both servers: the
+    holder with how long it performs, the pending one, the superseded handover."""
+    from datetime import timedelta
+
+    from stepped_temporal.lane_listing import format_lane, lane_detail
+
+    Car = car_class()
+    hold = Car.stepped_action("hold", outbound=True)
+    hold.concurrency_key(lambda car: "garage")
+    hold.step(lambda car, step: None)
+    visit = Car.stepped_action("visit")
+    visit.concurrency_key(lambda car, place: "garage")
+    visit.step(lambda car, step, place: car.change_location(place))
+    car = stepped_env.create(Car, id=1)
+    holder = await stepped.start(car, "hold")
+    await until(holder, performing)
+    first = await stepped.start(car, "visit", "Oslo")
+    await until(first, joined)
+    second = await stepped.start(car, "visit", "Paris")
+    await until(second, joined)
+    assert (await first.result()).status == "superseded"
+
+    lane = await lane_detail(stepped_env.client, "garage")
+    assert (lane.performing, lane.pending) == (holder.id, (second.id,))
+    assert lane.recent == ((first.id, "superseded", second.id),)
+    assert lane.performing_since is not None
+    text = format_lane(lane, now=lane.performing_since + timedelta(seconds=75))
+    assert text.splitlines() == [
+        "lane garage",
+        f"  performing  {holder.id} (for 1m15s)",
+        f"  pending     1. {second.id}",
+        f"  recent      {first.id} superseded → {second.id}",
+    ]
+    assert await stepped.complete(car, "hold") is True
+    assert (await second.result()).status == "succeeded"
