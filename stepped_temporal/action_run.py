@@ -41,6 +41,8 @@ class ActionRun:
         #: the lane's verdicts not acted on yet, in the order they came
         self.verdicts: list[Verdict] = []
         self.cancel_requested = False
+        #: `_perform` is stopping the work (cancelled, completed from outside, timed out)
+        self.interrupting = False
         #: the status an outside `complete()` asked for (S6)
         self.completion: str | None = None
         #: it holds its key by claim (store/claims.py), not through the lane workflow

@@ -42,7 +42,10 @@ with workflow.unsafe.imports_passed_through():
         retry_policy,
     )
 
-__all__ = ["StepRuns"]
+__all__ = ["INTERRUPTED_AFTER_UNIT", "StepRuns"]
+
+#: the patch id of `StepRuns._stop_if_interrupted`
+INTERRUPTED_AFTER_UNIT = "stepped-interrupted-after-unit"
 
 
 class _Exhausted(Exception):
@@ -88,6 +91,7 @@ class StepRuns:
                 action.released_at = outcome.released_at
             action.granted = action.granted or outcome.granted
             ended = self._take(step, outcome)
+            self._stop_if_interrupted()
             if ended is not None:
                 return ended
             await self._await_dependencies(step, outcome)
@@ -130,11 +134,23 @@ class StepRuns:
             return self._step_failed(step, activity_error(error))
         outcome = decode(JobOutcome, raw)
         ended = self._take(step, outcome)
+        self._stop_if_interrupted()
         if ended is not None:
             return ended
         step.status = "succeeded"
         step.completed_at = now()
         return outcome.status or "succeeded", None
+
+    def _stop_if_interrupted(self) -> None:
+        """Stop the work if the action was interrupted while its unit ran (S4.6, S6, S7).
+
+        The cancel of the work reaches an activity's await, but when the activity's
+        result arrives in the same workflow task the SDK returns that result and
+        the cancel is spent: without this the work would go on (run the next step,
+        or wait for an outbound completion forever) while its action ends. Asked
+        only in that race, so other histories carry no marker."""
+        if self._action.interrupting and workflow.patched(INTERRUPTED_AFTER_UNIT):
+            raise asyncio.CancelledError()
 
     def _take(
         self, step: StepData, outcome: StepOutcome | JobOutcome

@@ -252,6 +252,7 @@ class ActionWorkflow:
         if work.done() and not timed_out:
             status, error = work.result()
         else:
+            action.interrupting = True  # see StepRuns._stop_if_interrupted
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await work

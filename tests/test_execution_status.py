@@ -106,9 +106,7 @@ async def test_timed_out_cancelled_and_completed_as_failed_fail_their_workflows(
     _assert_failed_as(failure, "ActionTimedOut", timed_out.id, "timed out")
 
     painting = await stepped.start(car, "paint")
-    # cancelled once its step ran: a cancel that races the last step of an outbound
-    # action is another matter (noticed on the time-skipping server, see the notes)
-    await until(painting, _steps_done)
+    await until(painting, performing)
     assert await painting.cancel() is True
     assert (await painting.result()).status == "cancelled"
     status, failure = await _temporal_end(stepped_env, painting.id)
