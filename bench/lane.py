@@ -2,6 +2,7 @@
 
     python -m bench.lane --actions 2000            # 2,000 actions, one concurrency key
     python -m bench.lane --actions 200 --keys 200  # 200 actions on 200 distinct lanes
+    python -m bench.lane --actions 2000 --policy queue --only stepped  # S4.10 policies
 
 Every action is started by the client (at most --concurrency starts at once),
 each on its own car, and its result awaited; wall time runs from the first
@@ -10,6 +11,10 @@ older pending ones, so fewer than N perform. Raw baseline (`raw_mutex.py`): a
 hand-written per-key mutex workflow with the same rule, N requester workflows
 on the same keys, and the same write for each one granted the lock.
 The worker's RSS is sampled at 25/50/75/100 % of completed actions.
+`--policy` runs the stepped actions under another lane policy (S4.10): queue
+(every action performs, one at a time), cancel_in_progress (each join cancels
+the performer), skip_if_busy (joins finding the lane busy end at once); the
+raw mutex only implements the default, so compare those with `--only stepped`.
 """
 
 from __future__ import annotations
@@ -44,14 +49,17 @@ from .models import Car
 VARIANTS = ["stepped", "raw"]
 
 
-async def measure(bench: Bench, actions: int, keys: int = 1, runs: int | None = None) -> Report:
+async def measure(
+    bench: Bench, actions: int, keys: int = 1, runs: int | None = None, policy: str = "supersede"
+) -> Report:
     """`runs` runs of each variant (default: --runs)."""
     options = bench.options
     runs = runs or options.runs
     deadline = options.deadline or max(180.0, actions * 0.3)
     lanes = "one lane" if keys == 1 else f"{keys} lanes"
     report = Report(
-        title=f"lane: {actions} actions on {lanes}",
+        title=f"lane: {actions} actions on {lanes}"
+        + ("" if policy == "supersede" else f", lane={policy!r}"),
         leaves=actions,
         unit="actions",
         variants=options.variants(VARIANTS),
@@ -62,7 +70,7 @@ async def measure(bench: Bench, actions: int, keys: int = 1, runs: int | None = 
             progress(f"[lane {actions}x{keys}] run {number + 1}/{runs}: {variant}")
             first = bench.seed_cars(actions)
             if variant == "stepped":
-                body = _stepped_body(bench, first, actions, keys)
+                body = _stepped_body(bench, first, actions, keys, policy)
                 expected = actions  # lanes, for contended keys, come on top
             else:
                 body = raw_mutex_body(bench, first, actions, keys)
@@ -86,10 +94,12 @@ async def measure(bench: Bench, actions: int, keys: int = 1, runs: int | None = 
     return report
 
 
-def _stepped_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
+def _stepped_body(bench: Bench, first: int, actions: int, keys: int, policy: str) -> Body:
+    name = "bump" if policy == "supersede" else f"bump_{policy}"
+
     async def body(queue: str, worker: WorkerProcess) -> Outcome:
         async def start(index: int) -> stepped.ActionHandle:
-            return await stepped.start(Car(id=first + index), "bump", _lane_key(queue, keys, index))
+            return await stepped.start(Car(id=first + index), name, _lane_key(queue, keys, index))
 
         async def wait(handle: stepped.ActionHandle) -> stepped.ActionResult:
             return await handle.result()
@@ -99,7 +109,10 @@ def _stepped_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
             actions, start, wait, concurrency=bench.options.concurrency, on_done=sampler
         )
         statuses = Counter(str(result.status) for result in results)
-        return _lane_outcome(statuses, "succeeded", bench.visits(first, actions), sampler)
+        visits = bench.visits(first, actions)
+        if policy == "supersede":
+            return _lane_outcome(statuses, "succeeded", visits, sampler)
+        return _policy_outcome(policy, statuses, visits, sampler)
 
     return body
 
@@ -110,6 +123,21 @@ def _lane_outcome(
     """OK when every action performed or was superseded, and exactly the performed
     ones wrote."""
     ok = set(counts) <= {performed_as, "superseded"} and visits == counts.get(performed_as, 0)
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    return Outcome(ok, f"{summary}; {visits} visits", sampler.samples)
+
+
+def _policy_outcome(policy: str, counts: Counter[str], visits: int, sampler: RssSampler) -> Outcome:
+    """OK when only the policy's statuses occur and the visits match: every succeeded
+    action wrote once; a cancelled performer may have written before its cancel."""
+    allowed = {
+        "queue": {"succeeded"},
+        "cancel_in_progress": {"succeeded", "superseded", "cancelled"},
+        "skip_if_busy": {"succeeded", "cancelled"},
+    }[policy]
+    done = counts.get("succeeded", 0)
+    extra = counts.get("cancelled", 0) if policy == "cancel_in_progress" else 0
+    ok = set(counts) <= allowed and done <= visits <= done + extra
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
     return Outcome(ok, f"{summary}; {visits} visits", sampler.samples)
 
@@ -179,12 +207,19 @@ def main() -> None:
     parser.add_argument(
         "--keys", type=int, default=1, help="distinct concurrency keys (lanes), round robin"
     )
+    parser.add_argument(
+        "--policy",
+        default="supersede",
+        choices=["supersede", "queue", "cancel_in_progress", "skip_if_busy"],
+        help="the stepped actions' lane policy (S4.10)",
+    )
     add_common_arguments(parser)
     args = parser.parse_args()
     options = options_from(args)
 
     async def work(bench: Bench) -> int:
-        print((await measure(bench, args.actions, args.keys)).render(), flush=True)
+        report = await measure(bench, args.actions, args.keys, policy=args.policy)
+        print(report.render(), flush=True)
         return 0
 
     run_main(lambda: with_bench(options, work))

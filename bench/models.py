@@ -81,6 +81,12 @@ bump = Car.stepped_action("bump")
 bump.concurrency_key(lambda car, key: key)
 bump.step(lambda car, step, key: car.visit())
 
+# Lane policies (S4.10): the same visit in the named lane, one action per policy
+for _policy in ("queue", "cancel_in_progress", "skip_if_busy"):
+    _bump = Car.stepped_action(f"bump_{_policy}", lane=_policy)
+    _bump.concurrency_key(lambda car, key: key)
+    _bump.step(lambda car, step, key: car.visit())
+
 # Checksum: the visit, skipped when the same `tag` was achieved on this car.
 touch = Car.stepped_action("touch")
 touch.checksum(lambda car, tag: tag)

@@ -43,9 +43,21 @@ class Actor(ActorBase):
         timeout: Any = None,
         job: Callable[..., Any] | None = None,
         retry: Any = None,
+        lane: str | None = None,
+        max_pending: int | None = None,
     ) -> Definition:
-        """Declare action `name` on this class and return its `Definition` (S2.1)."""
-        definition = Definition(name, cls, outbound=outbound, timeout=timeout, job=job, retry=retry)
+        """Declare action `name` on this class and return its `Definition` (S2.1);
+        `lane` picks its lane policy (S4.10), `max_pending` bounds a "queue" lane."""
+        definition = Definition(
+            name,
+            cls,
+            outbound=outbound,
+            timeout=timeout,
+            job=job,
+            retry=retry,
+            lane=lane,
+            max_pending=max_pending,
+        )
         _own_definitions(cls)[name] = definition
         _add_generated_methods(cls, name)
         return definition

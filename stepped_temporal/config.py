@@ -52,6 +52,8 @@ class Settings:
     #: OpenTelemetry tracing (tracing.py): False, True (the global tracer provider)
     #: or a TracerProvider
     tracing: Any = False
+    #: the lane policy of definitions that name none (S4.10)
+    lane: str = "supersede"
     #: HOST:PORT where the client Stepped connects serves Prometheus metrics (metrics.py)
     metrics_bind: str | None = None
     connect_lock: asyncio.Lock | None = field(default=None, repr=False)
@@ -78,6 +80,7 @@ def configure(
     record_achieved_starts: bool | None = None,
     tracing: Any = None,
     metrics_bind: str | None = None,
+    lane: str | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
@@ -99,8 +102,9 @@ def configure(
     extra and applies to workers created after it. `metrics_bind="HOST:PORT"`
     serves Temporal's and Stepped's metrics for Prometheus from the client
     Stepped connects (with your own `client`, connect it with
-    `metrics.prometheus_runtime(...)` instead). Arguments left out keep their
-    current values.
+    `metrics.prometheus_runtime(...)` instead). `lane` is the lane policy of
+    actions whose definition names none (S4.10, default "supersede"). Arguments
+    left out keep their current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -140,6 +144,12 @@ def configure(
                 f"record_achieved_starts takes True or False, got {record_achieved_starts!r}"
             )
         changes["record_achieved_starts"] = record_achieved_starts
+    if lane is not None:
+        from .status import LANE_POLICIES
+
+        if lane not in LANE_POLICIES:
+            raise ValueError(f"lane must be one of {LANE_POLICIES}, got {lane!r}")
+        changes["lane"] = lane
     if metrics_bind is not None:
         if client is not None:
             raise ValueError(

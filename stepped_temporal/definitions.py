@@ -12,7 +12,7 @@ from temporalio.common import RetryPolicy
 from .errors import ActionNotFound, DefinitionError
 from .messages import RetryData
 from .registry import ActorBase
-from .status import COMPLETION_STATUSES, completion_status
+from .status import COMPLETION_STATUSES, LANE_POLICIES, completion_status
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +45,8 @@ class Definition:
         timeout: timedelta | float | int | str | None = None,
         job: Callable[..., Any] | None = None,
         retry: RetryPolicy | None = None,
+        lane: str | None = None,
+        max_pending: int | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
             raise DefinitionError(
@@ -61,6 +63,19 @@ class Definition:
             raise DefinitionError(
                 f"{actor_class.__qualname__}.{name}: retry must be a stepped_temporal.RetryPolicy"
             )
+        where = f"{actor_class.__qualname__}.{name}"
+        if lane is not None and lane not in LANE_POLICIES:
+            raise DefinitionError(f"{where}: lane must be one of {LANE_POLICIES}, got {lane!r}")
+        if max_pending is not None:
+            if lane != "queue":
+                raise DefinitionError(f"{where}: max_pending needs lane='queue', got {lane!r}")
+            if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+                raise DefinitionError(
+                    f"{where}: max_pending must be a positive int, got {max_pending!r}"
+                )
+        #: the lane policy (S4.10); None: the configured default
+        self.lane = lane
+        self.max_pending = max_pending
         self.name = name
         self.actor_class = actor_class
         self.outbound = outbound or job is not None

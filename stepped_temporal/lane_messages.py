@@ -32,6 +32,9 @@ class LaneJoin:
     dependent: Dependency | None = None
     #: the key's claim holder, performing without the lane until now: adopt it first
     holder: LaneHolder | None = None
+    #: the candidate's lane policy (S4.10) and, for "queue", its bound
+    policy: str = "supersede"
+    max_pending: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class Verdict:
 
     kinds: "perform"; "superseded" (by = successor); "shared" (by = the action it
     shares); "deadlocked" (message); "withdrawn"; "resolved" (the shared action
-    ended: status, error, successful, completed_at).
+    ended: status, error, successful, completed_at); "refused" (error: the lane
+    policy turned the candidate away, S4.10).
     """
 
     kind: str
@@ -101,11 +105,14 @@ class LaneEntry:
     inherited: list[Dependency] = field(default_factory=list)
     #: actions shared with it, told its result when it ends
     followers: list[str] = field(default_factory=list)
+    #: a "cancel_in_progress" join has asked it to cancel (S4.10): ask once
+    cancelling: bool = False
 
 
 @dataclass
 class Outgoing:
-    """A message the lane still has to send; one of the three payloads is set."""
+    """A message the lane still has to send: one of the three payloads, or `cancel`
+    (the action's own `cancel` signal, which takes no argument)."""
 
     workflow_id: str
     verdict: Verdict | None = None
@@ -113,10 +120,14 @@ class Outgoing:
     conclusion: Conclusion | None = None
     #: a perform verdict: if the action is gone, the lane must not wait for it
     grant: bool = False
+    #: cancel the performing action (S4.10 "cancel_in_progress")
+    cancel: bool = False
 
     @property
     def signal(self) -> str:
         """The signal name on the receiving action."""
+        if self.cancel:
+            return "cancel"
         return "verdict" if self.verdict else "forward" if self.forward else "conclude"
 
     @property

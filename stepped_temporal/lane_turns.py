@@ -2,8 +2,8 @@
 on it (S3.5, S4.1-S4.4, S4.6, S4.9).
 
 The lane decides: perform, superseded (final at once), shared (mirror the
-action shared with), deadlocked, or withdrawn (after our own withdraw, when
-the action is cancelled while pending).
+action shared with), deadlocked, withdrawn (after our own withdraw, when
+the action is cancelled while pending) or refused (its lane policy, S4.10).
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ async def take_turn(action: ActionRun, perform: Callable[[], Awaitable[Ending]])
             _end_superseded(action, verdict.by)
             return None
         if verdict.kind == "withdrawn":
+            return Ending("cancelled", release=False)
+        if verdict.kind == "refused":  # S4.10: the lane's policy turned us away
+            action.data.error = verdict.error
+            workflow.logger.warning("action %s refused by its lane: %s", action.data.id, verdict)
             return Ending("cancelled", release=False)
         if verdict.kind == "deadlocked":
             action.data.error = ErrorData("Deadlock", verdict.message or "deadlock")

@@ -1,5 +1,6 @@
 """`LaneWorkflow`: one per concurrency key; owns queueing, superseding, sharing
-and deadlock detection (S4).
+and deadlock detection (S4), by each candidate's lane policy (S4.10, the rules
+in `lane_rules.py`).
 
 Modelled on the resource-pool sample: signal handlers only change state and
 queue outgoing messages; the main loop sends them, grants the next action, and
@@ -27,9 +28,6 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from . import timers
     from .lane_messages import (
-        Conclusion,
-        Forward,
-        Handover,
         LaneEntry,
         LaneJoin,
         LaneRelease,
@@ -38,23 +36,20 @@ with workflow.unsafe.imports_passed_through():
         Outgoing,
         Verdict,
     )
+    from .lane_rules import LaneRules
     from .messages import ErrorData
     from .wire import Json, decode, encode
     from .workflow_support import received
 
 LANE_WORKFLOW = "SteppedLane"
-#: how many ids of departed actions a lane remembers to ignore repeated joins
-RECENT = 1000
 #: outgoing signals under way at once (Temporal allows 2,000 pending per run)
 WINDOW = 200
 #: continue-as-new past this many history events, to keep each run small
 HISTORY_LIMIT = 3000
-#: how many superseded and shared actions a lane lists (`stepped.lane()`)
-HANDOVERS = 50
 
 
 @workflow.defn(name=LANE_WORKFLOW)
-class LaneWorkflow:
+class LaneWorkflow(LaneRules):
     """The lane of one concurrency key."""
 
     @workflow.init
@@ -108,9 +103,7 @@ class LaneWorkflow:
             ancestry=list(join.ancestry),
             dependent=join.dependent,
         )
-        for superseded in state.pending:
-            self._supersede(superseded, candidate)
-        state.pending = [candidate]
+        self._place(join, candidate)  # by its lane policy (S4.10; lane_rules.py)
         # An idle lane lets its first candidate perform at once: a second join in
         # the same workflow task must queue behind it, not supersede it.
         self._grant_next()
@@ -216,9 +209,11 @@ class LaneWorkflow:
 
     async def _signal(self, message: Outgoing) -> None:
         try:
-            await workflow.get_external_workflow_handle(message.workflow_id).signal(
-                message.signal, encode(message.payload)
-            )
+            handle = workflow.get_external_workflow_handle(message.workflow_id)
+            if message.cancel:
+                await handle.signal(message.signal)
+            else:
+                await handle.signal(message.signal, encode(message.payload))
         except ApplicationError as error:
             if error.type != "ExternalWorkflowExecutionNotFound":
                 raise
@@ -241,77 +236,7 @@ class LaneWorkflow:
                     ),
                 )
 
-    # -- rules ---------------------------------------------------------------
-    def _known(self, action_id: str) -> bool:
-        state = self._state
-        if state.performing is not None and state.performing.action_id == action_id:
-            return True
-        return self._recent[action_id] > 0 or any(e.action_id == action_id for e in state.pending)
-
-    def _shareable(self, join: LaneJoin) -> LaneEntry | None:
-        """S4.3: the performing or a pending action with the same checksum_key and checksum."""
-        if join.checksum is None:
-            return None
-        for entry in [self._state.performing, *self._state.pending]:
-            if (
-                entry is not None
-                and entry.checksum == join.checksum
-                and entry.checksum_key == join.checksum_key
-            ):
-                return entry
-        return None
-
-    def _supersede(self, superseded: LaneEntry, candidate: LaneEntry) -> None:
-        """S4.2: the candidate takes over every dependency of the superseded action."""
-        self._send(superseded.action_id, Verdict("superseded", by=candidate.action_id))
-        moved = ([superseded.dependent] if superseded.dependent else []) + superseded.inherited
-        for dependency in moved:
-            self._send(
-                dependency.workflow_id,
-                Forward(dependency.dependency_id, candidate.action_id),
-            )
-        candidate.inherited.extend(moved)
-        candidate.followers.extend(superseded.followers)
-        self._remember(superseded.action_id)
-        self._hand_over(superseded.action_id, candidate.action_id, "superseded")
-
-    def _hand_over(self, action_id: str, to: str, how: str) -> None:
-        """Keep the latest handovers for `stepped.lane()` (S9.5)."""
-        self._state.handovers.append(Handover(action_id, to, how))
-        del self._state.handovers[:-HANDOVERS]
-
-    def _deadlock(self, join: LaneJoin, performing: LaneEntry) -> None:
-        """S4.4: a descendant of the performing action can never perform here."""
-        message = (
-            f"action {join.action_id} joined lane {self._state.key!r}, where its ancestor "
-            f"{performing.action_id} is performing: it would wait for itself"
-        )
-        workflow.logger.error("Deadlock: %s", message)
-        self._send(join.action_id, Verdict("deadlocked", message=message))
-
-    def _conclude_entry(self, entry: LaneEntry, outcome: Verdict) -> None:
-        """Tell everyone the lane holds for `entry` how it ended."""
-        for dependency in entry.inherited:
-            self._send(
-                dependency.workflow_id,
-                Conclusion(dependency.dependency_id, entry.action_id, outcome.successful),
-            )
-        for follower in entry.followers:
-            self._send(follower, outcome)
-        self._remember(entry.action_id)
-
-    def _remember(self, action_id: str) -> None:
-        recent = self._state.recent
-        recent.append(action_id)
-        self._recent[action_id] += 1
-        if len(recent) > RECENT:
-            self._recent[recent.pop(0)] -= 1
-
-    def _send(
-        self, workflow_id: str, payload: Verdict | Forward | Conclusion, *, grant: bool = False
-    ) -> None:
-        self._state.outbox.append(Outgoing.of(workflow_id, payload, grant=grant))
-
+    # -- the lane's own state --------------------------------------------------
     def _quiet(self) -> bool:
         """Idle, with nothing left to send."""
         return self._idle() and not self._state.outbox and self._in_flight == 0

@@ -117,7 +117,14 @@ def _prepare(
                 outcome = "claimed"
             elif not achieved:
                 outcome, problem, later = _claim(
-                    session, data, join, concurrency_key, checksum_key, checksum
+                    session,
+                    data,
+                    join,
+                    concurrency_key,
+                    checksum_key,
+                    checksum,
+                    definition.lane or settings().lane,
+                    definition.max_pending,
                 )
                 if outcome == "claimed":  # it performs now (S3.5)
                     begin_performing(session, context, checksum_key, definition.outbound)
@@ -199,6 +206,8 @@ def _claim(
     key: str,
     checksum_key: str,
     checksum: str | None,
+    policy: str = "supersede",
+    max_pending: int | None = None,
 ) -> tuple[str, ErrorData | None, LaneJoin | None]:
     """Claim the key or join its lane (see store/claims.py): the outcome, its error, and
     a join still to send once the transaction committed."""
@@ -220,6 +229,8 @@ def _claim(
         ancestry=list(data.ancestry),
         dependent=data.parent,
         holder=found.holder,
+        policy=policy,
+        max_pending=max_pending,
     )
     if found.holder is None:
         return "joined", None, lane_join

@@ -25,6 +25,10 @@ class Status(StrEnum):
         return self not in (Status.PENDING, Status.PERFORMING)
 
 
+#: Lane policies a definition (or `configure`) can name (S4.10); the first is the default.
+LANE_POLICIES: tuple[str, ...] = ("supersede", "queue", "cancel_in_progress", "skip_if_busy")
+
+
 #: Statuses an after-callback can be registered for, and an outbound action completed with.
 COMPLETION_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled", "timed_out")
 
