@@ -26,13 +26,14 @@ from .demo import SCENARIOS, Car, DemoBase, Fleet, Scenario
 from .trees import collect_tree, format_tree
 from .worker import create_worker
 
-__all__ = ["UI_PORT", "links", "run_demo"]
+__all__ = ["UI_PORT", "links", "port_is_free", "run_demo"]
 
 #: the Web UI's usual port, used when free
 UI_PORT = 8233
 
 
-def _free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on `port` of 127.0.0.1 now."""
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -49,7 +50,7 @@ async def run_demo(*, keep: bool = False) -> int:
         database = Path(folder) / "demo.db"
         print(f"Starting the Temporal dev server ({dev_server_path()}) ...", flush=True)
         # the UI's usual port when it is free, else the SDK's choice (gRPC port + 1000)
-        ui_port = UI_PORT if _free(UI_PORT) else None
+        ui_port = UI_PORT if port_is_free(UI_PORT) else None
         environment = await WorkflowEnvironment.start_local(
             dev_server_existing_path=dev_server_path(),
             ui=True,

@@ -6,6 +6,10 @@ test can declare its own `Car` without clashing with another test's.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import stepped_temporal as stepped
@@ -115,3 +119,72 @@ async def first_child(parent):
 
     state = await until(parent, lambda s: s.steps and s.steps[0].actions)
     return stepped.action_handle(state.steps[0].actions[0])
+
+
+def garage(Car, *, checksum: bool = False) -> None:
+    """Two actions in the lane "garage": `hold`, outbound (it performs until completed,
+    holding the lane), and `visit(place)`, which moves the car (sharing by `place`
+    with `checksum`)."""
+    hold = Car.stepped_action("hold", outbound=True)
+    hold.concurrency_key(lambda car: "garage")
+    hold.step(lambda car, step: None)
+    visit = Car.stepped_action("visit")
+    visit.concurrency_key(lambda car, place: "garage")
+    if checksum:
+        visit.checksum(lambda car, place: place)
+    visit.step(lambda car, step, place: car.change_location(place))
+
+
+def rally_with_a_crash(Car) -> None:
+    """`crash` fails in its step ("hit a wall"); `rally(wrecked, driven)` starts a
+    crash on one car and a drive of 5 on another in one step."""
+    crash = Car.stepped_action("crash")
+
+    @crash.step
+    def _(car, step):
+        raise RuntimeError("hit a wall")
+
+    rally = Car.stepped_action("rally")
+
+    @rally.step
+    def _(car, step, wrecked, driven):
+        step.on(wrecked, "crash")
+        step.on(driven, "drive", 5)
+
+
+async def listed(client, query: str, count: int) -> list[str]:
+    """Ids the visibility store lists for `query`, once it lists `count` (it lags)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + 20
+    while True:
+        ids = sorted([w.id async for w in client.list_workflows(query)])
+        if len(ids) >= count or time.monotonic() > deadline:
+            return ids
+        await asyncio.sleep(0.2)
+
+
+@asynccontextmanager
+async def configured(env, folder, **settings) -> AsyncIterator[None]:
+    """Stepped configured on `env`'s client the way a user would — a fresh SQLite
+    file, a task queue of its own, `settings` — with a worker running; every
+    setting and the actor registry are restored after."""
+    from stepped_temporal import config, registry
+
+    saved, registered = config.settings(), dict(registry._registry)
+    config.reset()
+    stepped.configure(
+        client=env.client,
+        database_url=f"sqlite:///{folder / 'app.db'}",
+        task_queue=f"user-{uuid.uuid4().hex[:8]}",
+        **settings,
+    )
+    try:
+        async with stepped.create_worker():
+            yield
+    finally:
+        config.settings().engine.dispose()  # type: ignore[union-attr]
+        config._settings = saved
+        registry._registry.clear()
+        registry._registry.update(registered)

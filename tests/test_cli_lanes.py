@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import stepped_temporal as stepped
-from tests.support import car_class, joined, performing, until
+from tests.support import car_class, garage, joined, listed, performing, until
 
 COMMAND = shutil.which("stepped-temporal") or str(Path(sys.executable).parent / "stepped-temporal")
 
@@ -47,24 +47,10 @@ async def _listed_lanes(env) -> list[dict[str, Any]]:
         await asyncio.sleep(0.3)
 
 
-async def _listed(client, query: str, count: int) -> list[str]:
-    deadline = time.monotonic() + 20
-    while True:
-        ids = sorted([w.id async for w in client.list_workflows(query)])
-        if len(ids) >= count or time.monotonic() > deadline:
-            return ids
-        await asyncio.sleep(0.2)
-
-
 async def test_lanes_lists_contended_lanes_and_shows_one(stepped_dev_env):
     env = stepped_dev_env
     Car = car_class()
-    hold = Car.stepped_action("hold", outbound=True)
-    hold.concurrency_key(lambda car: "garage")
-    hold.step(lambda car, step: None)
-    visit = Car.stepped_action("visit")
-    visit.concurrency_key(lambda car, place: "garage")
-    visit.step(lambda car, step, place: car.change_location(place))
+    garage(Car)
     car = env.create(Car, id=1)
 
     holder = await stepped.start(car, "hold")
@@ -80,9 +66,9 @@ async def test_lanes_lists_contended_lanes_and_shows_one(stepped_dev_env):
     await until(second, joined)
     assert (await first.result()).status == "superseded"
 
-    listed = await _listed_lanes(env)
-    assert [lane["key"] for lane in listed] == ["garage"]
-    (lane,) = listed
+    found = await _listed_lanes(env)
+    assert [lane["key"] for lane in found] == ["garage"]
+    (lane,) = found
     assert lane["performing"] == holder.id and lane["performing_since"] is not None
     assert lane["pending"] == [second.id]
     assert lane["recent"] == [{"action_id": first.id, "how": "superseded", "to": second.id}]
@@ -98,7 +84,7 @@ async def test_lanes_lists_contended_lanes_and_shows_one(stepped_dev_env):
     assert f"{first.id} superseded → {second.id}" in detail
 
     # the Web UI finds the lane by its key
-    assert await _listed(env.client, 'SteppedLane="garage"', 1) == ["stepped-lane/garage"]
+    assert await listed(env.client, 'SteppedLane="garage"', 1) == ["stepped-lane/garage"]
 
     assert await stepped.complete(car, "hold") is True
     assert (await second.result()).status == "succeeded"
@@ -120,12 +106,7 @@ async def test_lane_detail_on_either_server(stepped_env):
     from stepped_temporal.lane_listing import format_lane, lane_detail
 
     Car = car_class()
-    hold = Car.stepped_action("hold", outbound=True)
-    hold.concurrency_key(lambda car: "garage")
-    hold.step(lambda car, step: None)
-    visit = Car.stepped_action("visit")
-    visit.concurrency_key(lambda car, place: "garage")
-    visit.step(lambda car, step, place: car.change_location(place))
+    garage(Car)
     car = stepped_env.create(Car, id=1)
     holder = await stepped.start(car, "hold")
     await until(holder, performing)

@@ -7,12 +7,13 @@ import asyncio
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from stepped_temporal.demo_runner import port_is_free
 
 
 def test_demo_command_runs_a_tree_and_exits_zero(tmp_path):
@@ -53,7 +54,7 @@ async def test_demo_keep_leaves_the_web_ui_up_until_ctrl_c(tmp_path):
     command = shutil.which("stepped-temporal") or str(
         Path(sys.executable).parent / "stepped-temporal"
     )
-    ui_port_was_free = _free(8233)
+    ui_port_was_free = port_is_free(8233)
     demo = await asyncio.create_subprocess_exec(
         command, "demo", "--keep",
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -91,15 +92,6 @@ async def test_demo_keep_leaves_the_web_ui_up_until_ctrl_c(tmp_path):
             demo.kill()
             await demo.wait()
     assert list(tmp_path.iterdir()) == [], "the demo leaves nothing in the working folder"
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _get(url: str) -> str:

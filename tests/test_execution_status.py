@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 import stepped_temporal as stepped
 from stepped_temporal.failures import action_data
-from tests.support import car_class, joined, performing, until
+from tests.support import car_class, garage, joined, performing, rally_with_a_crash, until
 
 
 async def _temporal_end(env, action_id: str) -> tuple[str, ApplicationError | None]:
@@ -54,19 +54,7 @@ async def test_a_failed_leaf_and_its_parent_fail_their_workflows(stepped_env):
     """A failing child fails its workflow; its parent concludes failed (and fails its
     own); the succeeding sibling completes. result() returns all three."""
     Car = car_class()
-    crash = Car.stepped_action("crash")
-
-    @crash.step
-    def _(car, step):
-        raise RuntimeError("hit a wall")
-
-    rally = Car.stepped_action("rally")
-
-    @rally.step
-    def _(car, step, wrecked, driven):
-        step.on(wrecked, "crash")
-        step.on(driven, "drive", 5)
-
+    rally_with_a_crash(Car)
     one, two, three = (stepped_env.create(Car, id=n) for n in (1, 2, 3))
 
     parent = await stepped.run(one, "rally", two, three)
@@ -146,13 +134,7 @@ async def test_superseded_and_shared_actions_complete(stepped_env):
     """superseded (a newer pending one replaced it) and shared (an identical one was
     in flight) end COMPLETED, as does what they were handed to."""
     Car = car_class()
-    hold = Car.stepped_action("hold", outbound=True)
-    hold.concurrency_key(lambda car: "garage")
-    hold.step(lambda car, step: None)
-    visit = Car.stepped_action("visit")
-    visit.concurrency_key(lambda car, place: "garage")
-    visit.checksum(lambda car, place: place)
-    visit.step(lambda car, step, place: car.change_location(place))
+    garage(Car, checksum=True)
     car = stepped_env.create(Car, id=1)
 
     holder = await stepped.start(car, "hold")
@@ -160,6 +142,7 @@ async def test_superseded_and_shared_actions_complete(stepped_env):
     first = await stepped.start(car, "visit", "Oslo")
     await until(first, joined)
     second = await stepped.start(car, "visit", "Paris")  # supersedes the first
+    await until(second, joined)  # before the third: it must share this one
     shared = await stepped.start(car, "visit", "Paris")  # shares the second
     await until(shared, lambda s: s.resolved_by is not None)
     assert await stepped.complete(car, "hold") is True

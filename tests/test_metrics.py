@@ -102,13 +102,11 @@ def test_a_bad_metrics_address_is_one_error_line(app):  # noqa: F811
 async def test_lane_metrics_count_supersedes_shares_and_lane_waits(tmp_path):
     """In-process, on a runtime serving Prometheus: a contended lane records its
     supersede, its share and the lane wait of the action that performed after waiting."""
-    import uuid
-
     from temporalio.testing import WorkflowEnvironment
 
-    from stepped_temporal import binaries, config, registry
+    from stepped_temporal import binaries
     from stepped_temporal.metrics import prometheus_runtime
-    from tests.support import car_class, joined, performing, until
+    from tests.support import car_class, configured, garage, joined, performing, until
     from tests.test_user_environment import create
 
     port = free_port()
@@ -117,29 +115,17 @@ async def test_lane_metrics_count_supersedes_shares_and_lane_waits(tmp_path):
         dev_server_log_level="error",
         runtime=prometheus_runtime(f"127.0.0.1:{port}"),
     )
-    saved, registered = config.settings(), dict(registry._registry)
-    config.reset()
-    stepped.configure(
-        client=env.client,
-        database_url=f"sqlite:///{tmp_path / 'app.db'}",
-        task_queue=f"metrics-{uuid.uuid4().hex[:8]}",
-    )
     try:
-        Car = car_class()
-        hold = Car.stepped_action("hold", outbound=True)
-        hold.concurrency_key(lambda car: "garage")
-        hold.step(lambda car, step: None)
-        visit = Car.stepped_action("visit")
-        visit.concurrency_key(lambda car, place: "garage")
-        visit.checksum(lambda car, place: place)
-        visit.step(lambda car, step, place: car.change_location(place))
-        car = create(Car, id=1)
-        async with stepped.create_worker():
+        async with configured(env, tmp_path):  # declare inside: it restores the registry
+            Car = car_class()
+            garage(Car, checksum=True)
+            car = create(Car, id=1)
             holder = await stepped.start(car, "hold")
             await until(holder, performing)
             first = await stepped.start(car, "visit", "Oslo")
             await until(first, joined)
             second = await stepped.start(car, "visit", "Paris")  # supersedes the first
+            await until(second, joined)  # before the third: it must share this one
             third = await stepped.start(car, "visit", "Paris")  # shares the second
             await until(third, lambda s: s.resolved_by is not None)
             assert await stepped.complete(car, "hold") is True
@@ -156,8 +142,4 @@ async def test_lane_metrics_count_supersedes_shares_and_lane_waits(tmp_path):
         assert _value(metrics, "stepped_lane_wait_count", action="visit") == 1  # the second
         assert _value(metrics, "stepped_actions_finished", action="hold") == 1
     finally:
-        config.settings().engine.dispose()  # type: ignore[union-attr]
-        config._settings = saved
-        registry._registry.clear()
-        registry._registry.update(registered)
         await env.shutdown()

@@ -8,7 +8,6 @@ the SDK's in-memory exporter, on Temporal's own `WorkflowEnvironment` (the serve
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,9 +18,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.testing import WorkflowEnvironment
 
 import stepped_temporal as stepped
-from stepped_temporal import binaries, config, registry
+from stepped_temporal import binaries, config
 from stepped_temporal.testing import SteppedTestEnvironment
-from tests.support import car_class
+from tests.support import car_class, configured, rally_with_a_crash
 from tests.test_user_environment import create
 
 
@@ -38,22 +37,10 @@ async def traced(tmp_path) -> AsyncIterator[tuple[WorkflowEnvironment, InMemoryS
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=binaries.test_server_path()
         )
-    saved, registered = config.settings(), dict(registry._registry)
-    config.reset()
-    stepped.configure(
-        client=env.client,
-        database_url=f"sqlite:///{tmp_path / 'app.db'}",
-        task_queue=f"traced-{uuid.uuid4().hex[:8]}",
-        tracing=provider,
-    )
     try:
-        async with stepped.create_worker():
+        async with configured(env, tmp_path, tracing=provider):
             yield env, exporter
     finally:
-        config.settings().engine.dispose()  # type: ignore[union-attr]
-        config._settings = saved
-        registry._registry.clear()
-        registry._registry.update(registered)
         await env.shutdown()
 
 
@@ -71,20 +58,8 @@ def _ancestors(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[Reada
 async def test_a_two_level_tree_with_a_failing_leaf_is_one_trace(traced):
     _, exporter = traced
     Car = car_class()
-    crash = Car.stepped_action("crash")
-
-    @crash.step
-    def _(car, step):
-        raise RuntimeError("hit a wall")
-
-    rally = Car.stepped_action("rally")
-
-    @rally.step
-    def _(car, step, wrecked, driven):
-        step.on(wrecked, "crash")
-        step.on(driven, "drive", 5)
-
-    rally.failed(lambda car, action, wrecked, driven: car.honk())
+    rally_with_a_crash(Car)
+    Car.stepped_definition("rally").failed(lambda car, action, wrecked, driven: car.honk())
     cars = [create(Car, id=n) for n in (1, 2, 3)]
 
     result = await stepped.run(cars[0], "rally", cars[1], cars[2])

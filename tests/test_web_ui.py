@@ -11,17 +11,7 @@ import asyncio
 import time
 
 import stepped_temporal as stepped
-from tests.support import car_class
-
-
-async def _listed(client, query: str, count: int) -> list[str]:
-    """Ids the visibility store lists for `query`, once it lists `count` (it lags)."""
-    deadline = time.monotonic() + 20
-    while True:
-        ids = sorted([w.id async for w in client.list_workflows(query)])
-        if len(ids) >= count or time.monotonic() > deadline:
-            return ids
-        await asyncio.sleep(0.2)
+from tests.support import car_class, listed
 
 
 async def test_list_queries_by_actor_and_status_find_the_actions(stepped_dev_env):
@@ -46,18 +36,18 @@ async def test_list_queries_by_actor_and_status_find_the_actions(stepped_dev_env
     child_id = toured.steps[0].actions[0]
 
     assert crashed.id.startswith("Car/7/crash/") and child_id.startswith("Car/8/drive/")
-    failed = await _listed(env.client, 'SteppedActor="Car/7" AND SteppedStatus="failed"', 1)
+    failed = await listed(env.client, 'SteppedActor="Car/7" AND SteppedStatus="failed"', 1)
     assert failed == [crashed.id]
-    by_actor = await _listed(env.client, 'SteppedActor="Car/7"', 3)
+    by_actor = await listed(env.client, 'SteppedActor="Car/7"', 3)
     assert by_actor == sorted([crashed.id, toured.id, drove.id])
-    nested = await _listed(env.client, 'SteppedActor="Car/8" AND SteppedAction="drive"', 1)
+    nested = await listed(env.client, 'SteppedActor="Car/8" AND SteppedAction="drive"', 1)
     assert nested == [child_id]
-    in_garage = await _listed(env.client, 'SteppedConcurrencyKey="garage"', 1)
+    in_garage = await listed(env.client, 'SteppedConcurrencyKey="garage"', 1)
     assert in_garage == [crashed.id]
     # S9.4: Temporal's own status agrees, so the UI's status column and filter do too
-    failed_in_ui = await _listed(env.client, 'SteppedActor="Car/7" AND ExecutionStatus="Failed"', 1)
+    failed_in_ui = await listed(env.client, 'SteppedActor="Car/7" AND ExecutionStatus="Failed"', 1)
     assert failed_in_ui == [crashed.id]
-    completed = await _listed(env.client, 'SteppedActor="Car/7" AND ExecutionStatus="Completed"', 2)
+    completed = await listed(env.client, 'SteppedActor="Car/7" AND ExecutionStatus="Completed"', 2)
     assert completed == sorted([toured.id, drove.id])
 
     description = await env.client.get_workflow_handle(toured.id).describe()
@@ -132,7 +122,7 @@ async def test_status_and_key_follow_the_action_in_as_few_upserts_as_it_allows(
     assert await _upserts(env.client, drove.id) == [
         {"SteppedConcurrencyKey": b'"Car/7/drive"', "SteppedStatus": b'"succeeded"'}
     ]
-    listed = await _listed(
+    found = await listed(
         env.client, 'SteppedConcurrencyKey="Car/7/drive" AND SteppedStatus="succeeded"', 1
     )
-    assert listed == [drove.id]
+    assert found == [drove.id]

@@ -22,8 +22,8 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 import stepped_temporal as stepped
-from stepped_temporal import binaries, config, registry, search_attributes
-from tests.support import car_class
+from stepped_temporal import binaries, search_attributes
+from tests.support import car_class, configured
 from tests.test_cli import free_port
 from tests.test_user_environment import create
 
@@ -59,21 +59,10 @@ async def ui(tmp_path) -> AsyncIterator[str]:
         ui_port=ui_port,
         search_attributes=search_attributes.ALL,
     )
-    saved, registered = config.settings(), dict(registry._registry)
-    config.reset()
-    stepped.configure(
-        client=env.client,
-        database_url=f"sqlite:///{tmp_path / 'app.db'}",
-        task_queue=f"ui-{uuid.uuid4().hex[:8]}",
-    )
     try:
-        async with stepped.create_worker():
+        async with configured(env, tmp_path):
             yield f"http://localhost:{ui_port}"
     finally:
-        config.settings().engine.dispose()  # type: ignore[union-attr]
-        config._settings = saved
-        registry._registry.clear()
-        registry._registry.update(registered)
         await env.shutdown()
 
 
