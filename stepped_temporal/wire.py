@@ -107,8 +107,17 @@ def _decoder_for(hint: Any) -> _Decoder:
     return decoder
 
 
+def _string(value: Any) -> str:
+    # strict: an id that is not a str (a forged signal, say) must not reach a command
+    if not isinstance(value, str):
+        raise TypeError(f"wire.decode: expected a str, got {type(value).__name__} {value!r}")
+    return value
+
+
 def _build(hint: Any) -> _Decoder:
-    if hint in (str, int, bool, Any, object):
+    if hint is str:
+        return _string
+    if hint in (int, bool, Any, object):
         return _same
     if hint is float:
         return lambda value: float(value) if isinstance(value, int) else value

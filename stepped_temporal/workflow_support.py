@@ -101,6 +101,16 @@ def received(cls: type[T], raw: Any, signal_name: str) -> T | None:
         return None
 
 
+def accepted(value: Any, cls: type, signal_name: str) -> bool:
+    """Whether a typed signal's argument is a `cls`: Temporal passes a JSON null (or no
+    argument) through as None, which a handler must drop, not trip over — a signal
+    whose handler raises fails every retry of the workflow task it arrives in."""
+    if isinstance(value, cls):
+        return True
+    workflow.logger.warning("signal %s dropped: not a %s: %r", signal_name, cls.__name__, value)
+    return False
+
+
 def now() -> str:
     """The workflow's time (deterministic), as the timestamps of `ActionData` hold it."""
     return workflow.now().isoformat()

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from .workflow_support import (
         ACTION_WORKFLOW,
         DEFAULT_RETRY,
+        accepted,
         activity_error,
         duration,
         now,
@@ -68,22 +69,26 @@ class ActionWorkflow:
     @workflow.signal
     def verdict(self, verdict: Verdict) -> None:
         """The lane's word: perform, superseded, shared, deadlocked, withdrawn, resolved."""
-        self._action.verdicts.append(verdict)
+        if accepted(verdict, Verdict, "verdict"):
+            self._action.verdicts.append(verdict)
 
     @workflow.signal
     def conclude(self, conclusion: Conclusion) -> None:
         """A dependency of one of this action's steps concluded."""
-        self._dependencies.conclude(conclusion.dependency_id, conclusion.successful)
+        if accepted(conclusion, Conclusion, "conclude"):
+            self._dependencies.conclude(conclusion.dependency_id, conclusion.successful)
 
     @workflow.signal
     def joined(self, action_id: str) -> None:
         """A child that later siblings join after has joined its lane (S4.8)."""
-        self._dependencies.joined(action_id)
+        if accepted(action_id, str, "joined"):
+            self._dependencies.joined(action_id)
 
     @workflow.signal
     def forward(self, forward: Forward) -> None:
         """A dependency now waits on a successor: list it in the waiting step (S4.2)."""
-        self._dependencies.forward(forward.dependency_id, forward.successor)
+        if accepted(forward, Forward, "forward"):
+            self._dependencies.forward(forward.dependency_id, forward.successor)
 
     @workflow.update
     def complete(self, status: str) -> bool:
