@@ -18,25 +18,23 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 from temporalio import activity
-from temporalio.client import Client
 
-from . import time_skipping
 from .action_keys import checksum_of, concurrency_key_of, timeout_of
 from .arguments import encode_arguments
 from .config import heartbeat_seconds, settings
 from .definitions import Definition, resolve_definition
 from .execution import attempt, error_data, in_thread, stamp, unit_key
 from .keys import lane_id
-from .lane_messages import LaneJoin, LaneState
+from .lane_messages import LaneJoin
+from .lane_starts import join_lane
 from .messages import ErrorData, Prepared, PrepareInput, StepInput, StepOutcome
 from .registry import actor_class
-from .search_attributes import lane_search_attributes
 from .stepping import begin_performing, perform_step
 from .store import achievements, claims, is_transient, records, transaction
 from .user_code import PERMANENT, Handled, build_action, call_user, load
 from .wire import Json, decode, encode
 
-__all__ = ["join_lane", "prepare"]
+__all__ = ["join_lane", "prepare"]  # join_lane: from lane_starts
 
 log = logging.getLogger("stepped_temporal")
 
@@ -279,21 +277,3 @@ async def prepare(input: Json) -> Json:
             search_attributes=data.search_attributes,
         )
     return encode(prepared)  # type: ignore[no-any-return]
-
-
-async def join_lane(
-    client: Client, key: str, join: LaneJoin, *, task_queue: str, search_attributes: bool = False
-) -> None:
-    """Signal-with-start the lane: a workflow cannot do this itself. Where the
-    namespace has Stepped's search attributes, a lane it starts carries
-    `SteppedLane=<key>` (S9.5: the Web UI lists lanes)."""
-    idle = settings().lane_idle.total_seconds()
-    await client.start_workflow(
-        "SteppedLane",
-        LaneState(key=key, idle_seconds=idle, test_server=time_skipping.skips_time(client)),
-        id=lane_id(key),
-        task_queue=task_queue,
-        search_attributes=lane_search_attributes(key) if search_attributes else None,
-        start_signal="join",
-        start_signal_args=[join],
-    )

@@ -126,3 +126,39 @@ async def test_status_and_key_follow_the_action_in_as_few_upserts_as_it_allows(
         env.client, 'SteppedConcurrencyKey="Car/7/drive" AND SteppedStatus="succeeded"', 1
     )
     assert found == [drove.id]
+
+
+async def test_a_namespace_without_stepped_lane_still_gets_lanes(tmp_path, caplog):
+    """An upgrade: the namespace registered the four older attributes only, and the
+    app says `search_attributes=True`. Actions keep theirs; a lane starts without
+    `SteppedLane` (the worker says how to register it) instead of failing its joins."""
+    from temporalio.testing import WorkflowEnvironment
+
+    from stepped_temporal import binaries, search_attributes
+    from tests.support import configured, garage, joined, performing, until
+    from tests.test_user_environment import create
+
+    older = tuple(key for key in search_attributes.ALL if key.name != "SteppedLane")
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binaries.dev_server_path(),
+        dev_server_log_level="error",
+        search_attributes=older,
+    )
+    try:
+        async with configured(env, tmp_path, search_attributes=True):
+            Car = car_class()
+            garage(Car)
+            car = create(Car, id=1)
+            holder = await stepped.start(car, "hold")
+            await until(holder, performing)
+            visiting = await stepped.start(car, "visit", "Oslo")
+            await until(visiting, joined)
+            assert await stepped.complete(car, "hold") is True
+            assert (await visiting.result()).status == "succeeded"
+            assert "SteppedLane" not in await _attributes(env.client, "stepped-lane/garage")
+            assert (await _attributes(env.client, visiting.id))["SteppedActor"] == "Car/1"
+        assert "register it: temporal operator search-attribute create --name SteppedLane" in (
+            caplog.text
+        )
+    finally:
+        await env.shutdown()
