@@ -20,8 +20,7 @@ from temporalio.service import RPCError
 
 from .client import ActionHandle
 from .keys import LANE_PREFIX
-from .lane_messages import LaneState as LaneRun
-from .lane_view import LaneState, lane
+from .lane_view import LaneState, lane, lane_workflow_state
 from .trees import span
 
 __all__ = ["LaneSummary", "contended_lanes", "format_lane", "format_lanes", "lane_detail"]
@@ -69,17 +68,13 @@ def _summary(state: LaneState, since: datetime | None) -> LaneSummary:
 
 
 async def _listed(client: Client, workflow_id: str) -> LaneSummary | None:
-    key = workflow_id.removeprefix(LANE_PREFIX)
     try:
-        run: LaneRun = await client.get_workflow_handle(workflow_id).query(
-            "state", result_type=LaneRun
-        )
+        state = await lane_workflow_state(client, workflow_id.removeprefix(LANE_PREFIX))
     except RPCError:  # it went idle and ended between the list and the query
         return None
-    performing = run.performing.action_id if run.performing else None
-    recent = tuple((h.action_id, h.how, h.to) for h in run.handovers)
-    pending = tuple(entry.action_id for entry in run.pending)
-    return LaneSummary(key, performing, await _since(client, performing), pending, recent)
+    if state is None:
+        return None
+    return _summary(state, await _since(client, state.performing))
 
 
 async def contended_lanes(client: Client) -> list[LaneSummary]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from .config import get_client, read_session
@@ -19,7 +20,7 @@ from .keys import lane_id
 from .lane_messages import LaneState as LaneRun
 from .store import claims
 
-__all__ = ["LaneHandover", "LaneState", "lane"]
+__all__ = ["LaneHandover", "LaneState", "lane", "lane_workflow_state"]
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,20 @@ async def lane(key: str) -> LaneState:
     holder = await asyncio.to_thread(_claim_holder, key)
     if holder is not None:
         return LaneState(key, performing=holder)
-    client = await get_client()
+    found = await lane_workflow_state(await get_client(), key)
+    return found or LaneState(key)  # never contended, nothing performing
+
+
+async def lane_workflow_state(client: Client, key: str) -> LaneState | None:
+    """What the lane workflow of `key` says (its `state` query), also after it ended
+    idle; None when the key never had one. Reads no database."""
     try:
         run: LaneRun = await client.get_workflow_handle(lane_id(key)).query(
             "state", result_type=LaneRun
         )
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return LaneState(key)  # never contended, nothing performing
+            return None
         raise
     return LaneState(
         key,

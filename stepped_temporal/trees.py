@@ -19,8 +19,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from .client import ActionHandle
-from .keys import lane_id
-from .lane_messages import LaneState as LaneRun
+from .lane_view import lane_workflow_state
 from .results import ActionState, StepState
 
 __all__ = [
@@ -48,13 +47,12 @@ async def _lane_position(client: Client, state: ActionState) -> int | None:
     if state.status != "pending" or state.concurrency_key is None:
         return None
     try:
-        run: LaneRun = await client.get_workflow_handle(lane_id(state.concurrency_key)).query(
-            "state", result_type=LaneRun
-        )
+        lane = await lane_workflow_state(client, state.concurrency_key)
     except RPCError:
         return None
-    ids = [entry.action_id for entry in run.pending]
-    return ids.index(state.id) + 1 if state.id in ids else None
+    if lane is None or state.id not in lane.pending:
+        return None
+    return lane.pending.index(state.id) + 1
 
 
 async def collect_tree(client: Client, action_id: str, *, limit: int = 500) -> TreeNode:
