@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
@@ -57,15 +57,13 @@ def tracer() -> Tracer | None:
     return trace.get_tracer(_INSTRUMENTATION, tracer_provider=provider)
 
 
-def attributes(context: ActionContext, status: str | None = None) -> dict[str, Any]:
-    found = {
+def attributes(context: ActionContext) -> dict[str, Any]:
+    """The attributes every Stepped span of an action carries (its status comes apart)."""
+    return {
         "stepped.actor": f"{context.actor_type}/{context.actor_id}",
         "stepped.action": context.name,
         "stepped.action_id": context.action_id,
     }
-    if status is not None:
-        found["stepped.status"] = status
-    return found
 
 
 @contextlib.contextmanager
@@ -93,7 +91,7 @@ def traced_client(client: Client) -> Client:
     from temporalio.contrib.opentelemetry import TracingInterceptor
 
     config = client.config()
-    if any(isinstance(found, TracingInterceptor) for found in config["interceptors"]):
+    if _has_contrib(config["interceptors"]):
         return client
     traced = _traced.get(client)
     if traced is None:
@@ -104,12 +102,22 @@ def traced_client(client: Client) -> Client:
     return traced
 
 
-def interceptors() -> list[Interceptor]:
-    """The worker interceptors tracing needs: the contrib's, then Stepped's action spans."""
+def _has_contrib(interceptors: Iterable[object]) -> bool:
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return any(isinstance(found, TracingInterceptor) for found in interceptors)
+
+
+def interceptors(present: Iterable[object] = ()) -> list[Interceptor]:
+    """The worker interceptors tracing needs beside `present` (the client's and the
+    caller's): the contrib's, unless one is there already (it is both kinds), then
+    Stepped's action spans."""
     if not settings().tracing:
         return []
     from temporalio.contrib.opentelemetry import TracingInterceptor
 
+    if _has_contrib(present):
+        return [SteppedSpans()]
     return [TracingInterceptor(tracer(), always_create_workflow_spans=True), SteppedSpans()]
 
 

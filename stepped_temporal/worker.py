@@ -53,19 +53,9 @@ def create_worker(**kwargs: Any) -> Worker:
         ),
     )
     if current.tracing:
-        # the contrib's interceptor may come with the client already (it is both kinds)
-        from temporalio.contrib.opentelemetry import TracingInterceptor
-
-        given = [*client.config().get("interceptors", ()), *kwargs.get("interceptors", ())]
-        added = [
-            interceptor
-            for interceptor in tracing.interceptors()
-            if not (
-                isinstance(interceptor, TracingInterceptor)
-                and any(isinstance(other, TracingInterceptor) for other in given)
-            )
-        ]
-        kwargs["interceptors"] = [*kwargs.get("interceptors", ()), *added]
+        given = list(kwargs.get("interceptors", ()))
+        present = [*client.config().get("interceptors", ()), *given]
+        kwargs["interceptors"] = [*given, *tracing.interceptors(present)]
     return Worker(
         client,
         workflows=[ActionWorkflow, LaneWorkflow],
