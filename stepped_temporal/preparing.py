@@ -34,7 +34,7 @@ from .store import achievements, claims, is_transient, records, transaction
 from .user_code import PERMANENT, Handled, build_action, call_user, load
 from .wire import Json, decode, encode
 
-__all__ = ["join_lane", "prepare"]  # join_lane: from lane_starts
+__all__ = ["prepare"]
 
 log = logging.getLogger("stepped_temporal")
 
@@ -204,8 +204,8 @@ def _claim(
     key: str,
     checksum_key: str,
     checksum: str | None,
-    policy: str = "supersede",
-    max_pending: int | None = None,
+    policy: str,
+    max_pending: int | None,
 ) -> tuple[str, ErrorData | None, LaneJoin | None]:
     """Claim the key or join its lane (see store/claims.py): the outcome, its error, and
     a join still to send once the transaction committed."""
