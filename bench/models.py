@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import stepped_temporal as stepped
+from stepped_temporal.status import LANE_POLICIES
 
 
 class BenchBase(DeclarativeBase):
@@ -82,7 +83,7 @@ bump.concurrency_key(lambda car, key: key)
 bump.step(lambda car, step, key: car.visit())
 
 # Lane policies (S4.10): the same visit in the named lane, one action per policy
-for _policy in ("queue", "cancel_in_progress", "skip_if_busy"):
+for _policy in LANE_POLICIES[1:]:  # all but the default, which is `bump`
     _bump = Car.stepped_action(f"bump_{_policy}", lane=_policy)
     _bump.concurrency_key(lambda car, key: key)
     _bump.step(lambda car, step, key: car.visit())
