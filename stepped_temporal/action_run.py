@@ -56,6 +56,8 @@ class ActionRun:
         self.achieved = False
         #: when the last step gave up the claim (its end, as the next holder sees it)
         self.released_at: str | None = None
+        #: origins of the deadlock probes it passed on, oldest first (S4.9)
+        self.probed: dict[str, None] = {}
         #: search-attribute updates waiting for the next upsert (`upsert`)
         self._pending_upserts: list[SearchAttributeUpdate[str]] = []
         self._shown: dict[str, object] = {}

@@ -1,5 +1,5 @@
 """`Dependencies`: what an action's steps wait on, counted per id (S3.7, S3.14,
-S4.2, S4.8, S9.2).
+S4.2, S4.8, S4.9, S9.2).
 
 Dependencies conclude by message (`conclude` signals), not by awaiting a
 child's result: an action that was superseded hands its dependents to its
@@ -19,13 +19,15 @@ __all__ = ["Dependencies"]
 
 
 class _Dependency:
-    __slots__ = ("concluded", "number", "step")
+    __slots__ = ("concluded", "number", "step", "target")
 
-    def __init__(self, step: int, number: int = 0) -> None:
+    def __init__(self, step: int, number: int, target: str | None) -> None:
         self.step = step
         #: its place among the step's calls
         self.number = number
         self.concluded = False
+        #: the action it waits on: the child, then any successor (None: a timer)
+        self.target = target
 
 
 class Dependencies:
@@ -37,9 +39,11 @@ class Dependencies:
         #: children that reported joining their lanes (`ActionInput.report_joined`)
         self._joined: set[str] = set()
 
-    def add(self, dependency_id: str, step: int, number: int = 0) -> None:
-        """Step `step` waits on `dependency_id`, its call number `number` (S3.7)."""
-        self._records[dependency_id] = _Dependency(step, number)
+    def add(self, dependency_id: str, step: int, number: int = 0, *, child: bool = True) -> None:
+        """Step `step` waits on `dependency_id`, its call number `number` (S3.7): the
+        child of that id, or a timer."""
+        target = dependency_id if child else None
+        self._records[dependency_id] = _Dependency(step, number, target)
 
     def conclude(self, dependency_id: str, successful: bool) -> None:
         """A dependency concluded: once per id, however often it is reported (S3.7, S4.2)."""
@@ -61,9 +65,19 @@ class Dependencies:
         dependency = self._records.get(dependency_id)
         if dependency is None:
             return
+        if dependency.target is not None and not dependency.concluded:
+            dependency.target = successor
         actions = self._data.steps[dependency.step].actions
         if successor not in actions:
             actions.append(successor)
+
+    def waits_on(self) -> set[str]:
+        """The actions the current step still waits on (S4.9's wait-for edges)."""
+        return {
+            record.target
+            for record in self._records.values()
+            if record.target is not None and not record.concluded
+        }
 
     def list_started(self, child_id: str) -> None:
         """List a started child in its step's `actions`, in call order (S9.2)."""

@@ -2,13 +2,14 @@
 its state (S4.1-S4.7, S9.5).
 
 Like `messages`, frozen JSON-safe dataclasses importing nothing but the
-standard library and `messages`, so workflow code can use them freely; fields
-are only ever added with defaults.
+standard library, `messages` and `wait_for`, so workflow code can use them
+freely; fields are only ever added with defaults.
 """
 
 from dataclasses import dataclass, field
 
 from .messages import Dependency, ErrorData
+from .wait_for import Probe
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,14 @@ class LaneEntry:
     followers: list[str] = field(default_factory=list)
     #: a "cancel_in_progress" join has asked it to cancel (S4.10): ask once
     cancelling: bool = False
+    #: when it joined (`wait_for.stamp`), and when each follower did (S4.9)
+    joined_at: str | None = None
+    follower_joined: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Outgoing:
-    """A message the lane still has to send: one of the three payloads, or `cancel`
+    """A message the lane still has to send: one of the four payloads, or `cancel`
     (the action's own `cancel` signal, which takes no argument)."""
 
     workflow_id: str
@@ -122,30 +126,40 @@ class Outgoing:
     grant: bool = False
     #: cancel the performing action (S4.10 "cancel_in_progress")
     cancel: bool = False
+    #: a deadlock probe (S4.9), to an action or a lane
+    probe: Probe | None = None
 
     @property
     def signal(self) -> str:
-        """The signal name on the receiving action."""
+        """The signal name on the receiving workflow."""
         if self.cancel:
             return "cancel"
+        if self.probe:
+            return "probe"
         return "verdict" if self.verdict else "forward" if self.forward else "conclude"
 
     @property
-    def payload(self) -> Verdict | Forward | Conclusion:
+    def payload(self) -> Verdict | Forward | Conclusion | Probe:
         """The signal's argument."""
-        found = self.verdict or self.forward or self.conclusion
+        found = self.verdict or self.forward or self.conclusion or self.probe
         assert found is not None
         return found
 
     @classmethod
     def of(
-        cls, workflow_id: str, payload: Verdict | Forward | Conclusion, *, grant: bool = False
+        cls,
+        workflow_id: str,
+        payload: Verdict | Forward | Conclusion | Probe,
+        *,
+        grant: bool = False,
     ) -> "Outgoing":
         """The message carrying `payload` to `workflow_id`."""
         if isinstance(payload, Verdict):
             return cls(workflow_id, verdict=payload, grant=grant)
         if isinstance(payload, Forward):
             return cls(workflow_id, forward=payload, grant=grant)
+        if isinstance(payload, Probe):
+            return cls(workflow_id, probe=payload)
         return cls(workflow_id, conclusion=payload, grant=grant)
 
 

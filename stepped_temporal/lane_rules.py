@@ -112,6 +112,7 @@ class LaneRules:
             )
         candidate.inherited.extend(moved)
         candidate.followers.extend(superseded.followers)
+        candidate.follower_joined.update(superseded.follower_joined)
         self._remember(superseded.action_id)
         self._hand_over(superseded.action_id, candidate.action_id, "superseded")
 

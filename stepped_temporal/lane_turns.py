@@ -21,6 +21,9 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["take_turn"]
 
+#: what ends an action that shares another's result (S4.3, S4.9)
+_ENDS_SHARING = ("resolved", "deadlocked")
+
 
 async def take_turn(action: ActionRun, perform: Callable[[], Awaitable[Ending]]) -> Ending | None:
     """Wait in the lane as pending, then `perform` or end as the lane decides.
@@ -56,11 +59,16 @@ async def take_turn(action: ActionRun, perform: Callable[[], Awaitable[Ending]])
             workflow.logger.warning("action %s refused by its lane: %s", action.data.id, verdict)
             return Ending("cancelled", release=False)
         if verdict.kind == "deadlocked":
-            action.data.error = ErrorData("Deadlock", verdict.message or "deadlock")
-            workflow.logger.error("action %s deadlocked: %s", action.data.id, verdict.message)
-            return Ending("deadlocked", release=False, callbacks=False)
+            return _deadlocked(action, verdict)
         if verdict.kind == "shared":
             return await _follow(action, verdict.by)
+
+
+def _deadlocked(action: ActionRun, verdict: Verdict) -> Ending:
+    """Deadlocked (S4.4, S4.9): it never performs; its parent step fails."""
+    action.data.error = ErrorData("Deadlock", verdict.message or "deadlock")
+    workflow.logger.error("action %s deadlocked: %s", action.data.id, verdict.message)
+    return Ending("deadlocked", release=False, callbacks=False)
 
 
 def _end_superseded(action: ActionRun, by: str | None) -> None:
@@ -76,10 +84,13 @@ async def _follow(action: ActionRun, shared_with: str | None) -> Ending | None:
     data = action.data
     data.resolved_by = shared_with
     await workflow.wait_condition(
-        lambda: action.cancel_requested or any(v.kind == "resolved" for v in action.verdicts)
+        lambda: action.cancel_requested or any(v.kind in _ENDS_SHARING for v in action.verdicts)
     )
     resolved = next((v for v in action.verdicts if v.kind == "resolved"), None)
     if resolved is None:
+        deadlocked = next((v for v in action.verdicts if v.kind == "deadlocked"), None)
+        if deadlocked is not None:  # S4.9: sharing closed a cycle of waits
+            return _deadlocked(action, deadlocked)
         return Ending("cancelled", release=False, callbacks=False)
     data.status = resolved.status or "failed"
     data.error = resolved.error

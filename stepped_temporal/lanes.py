@@ -1,6 +1,7 @@
 """`LaneWorkflow`: one per concurrency key; owns queueing, superseding, sharing
 and deadlock detection (S4), by each candidate's lane policy (S4.10, the rules
-in `lane_rules.py`).
+in `lane_rules.py`), and its part in finding deadlocks across trees (S4.9,
+`lane_probes.py`).
 
 Modelled on the resource-pool sample: signal handlers only change state and
 queue outgoing messages; the main loop sends them, grants the next action, and
@@ -36,8 +37,9 @@ with workflow.unsafe.imports_passed_through():
         Outgoing,
         Verdict,
     )
-    from .lane_rules import LaneRules
+    from .lane_probes import LaneProbes
     from .messages import ErrorData
+    from .wait_for import Probe
     from .wire import Json, decode, encode
     from .workflow_support import received
 
@@ -49,7 +51,7 @@ HISTORY_LIMIT = 3000
 
 
 @workflow.defn(name=LANE_WORKFLOW)
-class LaneWorkflow(LaneRules):
+class LaneWorkflow(LaneProbes):
     """The lane of one concurrency key."""
 
     @workflow.init
@@ -95,6 +97,7 @@ class LaneWorkflow(LaneRules):
             shared.followers.append(join.action_id)
             self._send(join.action_id, Verdict("shared", by=shared.action_id))
             self._hand_over(join.action_id, shared.action_id, "shared")
+            self._probe_shared(join.action_id, shared, join.dependent is not None)  # S4.9
             return
         candidate = LaneEntry(
             action_id=join.action_id,
@@ -103,10 +106,13 @@ class LaneWorkflow(LaneRules):
             ancestry=list(join.ancestry),
             dependent=join.dependent,
         )
+        self._stamp(candidate)
         self._place(join, candidate)  # by its lane policy (S4.10; lane_rules.py)
         # An idle lane lets its first candidate perform at once: a second join in
         # the same workflow task must queue behind it, not supersede it.
         self._grant_next()
+        if self._state.pending and self._state.pending[-1] is candidate:
+            self._probe_pending(candidate)  # S4.9: did this join close a cycle?
 
     @workflow.signal(name="release")
     def release_signal(self, raw: Json) -> None:
@@ -144,6 +150,13 @@ class LaneWorkflow(LaneRules):
                     Verdict("resolved", by=entry.action_id, status="cancelled", successful=False),
                 )
                 return
+
+    @workflow.signal(name="probe")
+    def probe_signal(self, raw: Json) -> None:
+        """A deadlock probe about one of our actions (S4.9, lane_probes.py)."""
+        probe = received(Probe, raw, "probe")
+        if probe is not None:
+            self._probed(probe)
 
     @workflow.query
     def state(self) -> LaneState:

@@ -245,7 +245,7 @@ class StepRuns:
         waits: list[tuple[str, float]] = []
         for number, seconds in enumerate(outcome.waits):
             wait_id = f"wait/{step.index}/{number}"
-            dependencies.add(wait_id, step.index)
+            dependencies.add(wait_id, step.index, child=False)
             step.waits.append(seconds)
             waits.append((wait_id, seconds))
         step.pending_actions_count = len(children) + len(waits)

@@ -1,4 +1,5 @@
-"""`ActionWorkflow`: the deterministic interpreter of one action (S3, S6.1-S6.3, S7.1, S9.2, S9.4).
+"""`ActionWorkflow`: the deterministic interpreter of one action (S3, S4.9, S6.1-S6.3,
+S7.1, S9.2, S9.4).
 
 It never imports user code or reads the registry: it only acts on what the
 activities report (how many steps, what each step asked for). So changing a
@@ -20,7 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from . import metrics, timers
+    from . import action_probes, metrics, timers
     from .action_run import ActionRun
     from .dependencies import Dependencies
     from .endings import Ending, finish
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from .search_attributes import CONCURRENCY_KEY, STATUS
     from .step_runs import StepRuns
+    from .wait_for import Probe
     from .wire import Json, decode, encode
     from .workflow_support import (
         ACTION_WORKFLOW,
@@ -45,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         activity_error,
         duration,
         now,
+        received,
         retry_policy,
         signal,
     )
@@ -89,6 +92,13 @@ class ActionWorkflow:
         """A dependency now waits on a successor: list it in the waiting step (S4.2)."""
         if accepted(forward, Forward, "forward"):
             self._dependencies.forward(forward.dependency_id, forward.successor)
+
+    @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
+    async def probe(self, raw: Json) -> None:
+        """A deadlock probe (S4.9): pass it on along what this action waits for."""
+        probe = received(Probe, raw, "probe")
+        if probe is not None:
+            await action_probes.answer(self._action, self._dependencies, probe)
 
     @workflow.update
     def complete(self, status: str) -> bool:

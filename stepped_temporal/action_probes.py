@@ -1,0 +1,73 @@
+"""An action's part in finding deadlocks across trees (S4.9): it passes a probe on
+along its own wait-for edges, recognises one that came back to it, and checks
+its edge on the confirm pass. The protocol and why it is sound: `wait_for`.
+
+- A performing action waits on what its current step waits on: each child, or
+  the successor the lane forwarded it to (`Dependencies.waits_on`).
+- A pending or sharing action waits in its lane, which knows for whom: the
+  probe goes to the lane, which adds the hop.
+- Anything else (preparing, final, between steps) waits on nobody: the probe
+  stops. A later edge of such an action starts its own probe when it joins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from .action_run import ActionRun
+    from .dependencies import Dependencies
+    from .wait_for import CONFIRM, MAX_HOPS, SEEK, WAITS, Hop, Probe
+    from .workflow_support import signal
+
+__all__ = ["answer"]
+
+#: how many probe origins an action remembers, to pass each probe on once
+REMEMBERED = 256
+
+
+async def answer(action: ActionRun, dependencies: Dependencies, probe: Probe) -> None:
+    """Act on a probe that reached this action."""
+    me = action.data.id
+    if not probe.well_formed():
+        workflow.logger.warning("action %s: probe dropped: %r", me, probe)
+    elif probe.phase == SEEK and probe.path[-1].to == me:
+        await _seek(action, dependencies, probe)
+    elif probe.phase == CONFIRM:
+        hop = probe.path[probe.at]
+        if hop.action_id == me and hop.kind == WAITS and hop.to in _waits_on(action, dependencies):
+            owner, following = probe.next_owner()
+            await signal(owner, "probe", following)
+
+
+async def _seek(action: ActionRun, dependencies: Dependencies, probe: Probe) -> None:
+    me = action.data.id
+    if probe.origin == me:
+        if action.data.status == "pending":  # it came back: confirm the cycle hop by hop
+            confirming = probe.confirming()
+            await signal(confirming.path[0].owner, "probe", confirming)
+        return
+    if probe.origin in action.probed or any(hop.action_id == me for hop in probe.path):
+        return  # passed on already, or a cycle that is not the origin's (its own join finds it)
+    if len(probe.path) >= MAX_HOPS:
+        workflow.logger.warning("action %s: probe of %s dropped: too long", me, probe.origin)
+        return
+    action.probed[probe.origin] = None
+    if len(action.probed) > REMEMBERED:
+        del action.probed[next(iter(action.probed))]
+    prepared = action.prepared
+    if action.data.status == "pending" and prepared is not None and prepared.lane_id:
+        if prepared.outcome == "joined":  # pending or sharing: the lane adds the hop
+            await signal(prepared.lane_id, "probe", probe)
+        return
+    hops = [Hop(me, WAITS, to) for to in sorted(_waits_on(action, dependencies))]
+    sends = [signal(hop.to, "probe", probe.extended(hop)) for hop in hops]
+    await asyncio.gather(*sends)
+
+
+def _waits_on(action: ActionRun, dependencies: Dependencies) -> set[str]:
+    if action.data.status != "performing":
+        return set()
+    return dependencies.waits_on()
