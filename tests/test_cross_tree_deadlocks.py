@@ -146,9 +146,7 @@ async def test_a_cycle_through_a_shared_action(stepped_env):
     (S4.3); R2 waits on a visit to K1. The cycle runs through the sharing."""
     Car = fleet_class(checksum=True)
     r2_args = ("K2", [["visit", "K1"]])
-    roots = await start_gated(
-        stepped_env, Car, {1: ("K1", [["lead", 2, *r2_args]]), 2: r2_args}
-    )
+    roots = await start_gated(stepped_env, Car, {1: ("K1", [["lead", 2, *r2_args]]), 2: r2_args})
     results = await finished(roots)
     (shared,), (visit,) = await calls_of(results[1]), await calls_of(results[2])
     assert shared.resolved_by == results[2].id or shared.status == "deadlocked"
