@@ -29,7 +29,13 @@ Exactly one per cycle. Several joins can close one cycle at once, and every
 probe that finds it agrees on the same victim: the join of the cycle that came
 last (the lane's clock, then the action id) — the one that closed it. The
 confirming owner asks the victim's lane to deadlock it, which it does only if
-the victim still waits there (a second request finds it gone).
+the victim still waits there (a second request finds it gone). Cycles that
+close at the same time are each broken at their own latest join, and that set
+of victims is one a detector breaking one cycle at a time would pick, latest
+victim first: a cycle whose victim is v holds no later victim (v is its
+latest join), so breaking the later ones first leaves it whole. No cycle ever
+loses two actions where one would do (tests/test_deadlock_oracle.py checks
+exactly this against a brute-force search).
 
 Cost. Nothing while no lane is contended: no lane, no probe. A join sends one
 probe, and only when someone waits on the candidate and the lane has a

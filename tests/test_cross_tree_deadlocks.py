@@ -16,7 +16,7 @@ import asyncio
 import sqlalchemy as sa
 
 import stepped_temporal as stepped
-from tests.support import car_class, joined, performing, until
+from tests.support import car_class, joined, performing, until, until_true
 
 DEADLINE = 90.0
 
@@ -54,8 +54,17 @@ async def start_gated(env, Car, leads: dict[int, tuple], cars: dict | None = Non
     roots = {n: await stepped.start(cars[n], "lead", *args) for n, args in leads.items()}
     for root in roots.values():
         await at_gate(root)
-    await asyncio.gather(*(stepped.complete(cars[n], "gate") for n in leads))
+    await asyncio.gather(*(open_gate(cars[n]) for n in leads))
     return roots
+
+
+async def open_gate(car) -> None:
+    """Complete the car's gate (until the completion is taken: S6.1)."""
+
+    async def completed() -> bool | None:
+        return True if await stepped.complete(car, "gate") else None
+
+    await until_true(completed)
 
 
 async def at_gate(root) -> None:
@@ -167,7 +176,7 @@ async def test_a_cycle_through_a_superseded_actions_successor(stepped_env):
     r2 = await stepped.start(cars[2], "lead", "K2", [["visit", "K1"]])
     for root in (r1, r2):
         await at_gate(root)
-    await stepped.complete(cars[1], "gate")
+    await open_gate(cars[1])
     state = await until(r1, lambda s: len(s.steps) > 1 and s.steps[1].actions)
     superseded = stepped.action_handle(state.steps[1].actions[0])
     await until(superseded, joined)
@@ -175,7 +184,7 @@ async def test_a_cycle_through_a_superseded_actions_successor(stepped_env):
     assert (await superseded.result()).status == "superseded"
     await until(r1, lambda s: successor.id in s.steps[1].actions)
 
-    await stepped.complete(cars[2], "gate")  # R2 now waits on a visit to K1
+    await open_gate(cars[2])  # R2 now waits on a visit to K1
     results = await finished({1: r1, 2: r2})
     (r2_visit,) = await calls_of(results[2])
     assert_names_cycle(r2_visit, successor.id, results[1].id, results[2].id, "'K1'", "'K2'")
@@ -196,13 +205,13 @@ async def test_a_cycle_forming_while_a_member_is_cancelled(stepped_env):
         r2 = await stepped.start(cars[2], "lead", keys[1], [["visit", keys[0]]])
         for root in (r1, r2):
             await at_gate(root)
-        await stepped.complete(cars[1], "gate")
+        await open_gate(cars[1])
         state = await until(r1, lambda s: len(s.steps) > 1 and s.steps[1].actions)
         member = stepped.action_handle(state.steps[1].actions[0])
         await until(member, joined)
 
         await asyncio.sleep(0.05 * attempt)
-        await asyncio.gather(stepped.complete(cars[2], "gate"), member.cancel())
+        await asyncio.gather(open_gate(cars[2]), member.cancel())
         results = await finished({1: r1, 2: r2})
         visits = [(await calls_of(results[n]))[0] for n in (1, 2)]
         deadlocked = [v for v in visits if v.status == "deadlocked"]

@@ -36,6 +36,37 @@ LANE_JUNK: tuple[Any, ...] = (
     {"action_id": "forged"},
 )
 
+#: deadlock probes (S4.9) that no Stepped workflow sends: dropped unread
+PROBE_JUNK: tuple[Any, ...] = (
+    {"origin": "x"},
+    {"origin": 5, "path": "no"},
+    {"origin": "x", "path": [{"action_id": "y", "kind": "pending", "to": "z", "key": "k"}]},
+    {"origin": "x", "path": [{"action_id": "x", "kind": "sideways", "to": "z"}]},
+    {"origin": "x", "path": [{"action_id": "x", "kind": "pending", "to": "x"}]},
+    {"origin": "x", "path": [{"action_id": "x", "kind": "waits", "to": "x"}], "at": 3},
+    {"origin": "x", "path": [{"action_id": "x", "kind": "waits", "to": "y"}], "phase": "confirm"},
+    {"origin": "x", "path": [{"action_id": "x", "kind": "waits", "to": "x"}], "phase": "boom"},
+    {"origin": "x", "path": [{"action_id": "x", "kind": "waits", "to": "x"}] * 100},
+)
+
+
+def _forged_probes(pending_id: str, holder_id: str) -> list[dict]:
+    """Well-formed probes about real actions whose edges do not hold: a seek the
+    lane passes to the holder (which waits on nothing), a confirm and a break
+    naming a performer the lane does not have, a break naming the wrong hop."""
+    fake = [
+        {"action_id": pending_id, "kind": "pending", "to": "nobody", "key": "garage"},
+        {"action_id": "nobody", "kind": "waits", "to": pending_id},
+    ]
+    real = [{**fake[0], "to": holder_id}, {**fake[1], "action_id": holder_id}]
+    return [
+        {"origin": "forged", "path": [{"action_id": "forged", "kind": "waits", "to": pending_id}]},
+        {"origin": pending_id, "path": fake, "phase": "confirm"},
+        {"origin": pending_id, "path": fake, "phase": "break"},
+        # a real cycle's shape, but the break names a hop that is not its victim
+        {"origin": pending_id, "path": real, "phase": "break", "at": 1},
+    ]
+
 
 async def _task_failures(client, workflow_id: str) -> int:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
@@ -57,8 +88,8 @@ async def test_junk_signals_updates_and_queries_never_stick_a_workflow(stepped_e
 
     for handle in actions:
         # (not "cancel": it takes no argument, so any call of it is a real cancel)
-        for name in ("verdict", "conclude", "joined", "forward", "unknown"):
-            for junk in JUNK:
+        for name in ("verdict", "conclude", "joined", "forward", "probe", "unknown"):
+            for junk in JUNK + PROBE_JUNK if name == "probe" else JUNK:
                 await handle.signal(name, junk)
                 await handle.signal(name, junk)  # and again: duplicates
                 tried += 2
@@ -79,6 +110,10 @@ async def test_junk_signals_updates_and_queries_never_stick_a_workflow(stepped_e
             answer = await handle.query("describe", junk)
             assert answer["id"] == handle.id, answer
             tried += 1
+    for junk in (*JUNK, *PROBE_JUNK, *_forged_probes(pending.id, holder.id)):
+        for handle in (lane, actions[0]):
+            await handle.signal("probe", junk)
+            tried += 1
     for name in ("join", "release", "withdraw", "unknown"):
         for junk in reversed(LANE_JUNK):  # reordered: the forged join last-but-first
             await lane.signal(name, junk)
@@ -91,7 +126,8 @@ async def test_junk_signals_updates_and_queries_never_stick_a_workflow(stepped_e
     # from the forged candidate, and a new action performs
     assert await stepped.complete(car, "hold") is True
     assert (await asyncio.wait_for(holder.result(), 30)).status == "succeeded"
-    assert (await asyncio.wait_for(pending.result(), 30)).status.final
+    ended = await asyncio.wait_for(pending.result(), 30)
+    assert ended.status.final and ended.status != "deadlocked"  # no forged probe deadlocks
     later = await asyncio.wait_for(stepped.run(car, "visit", "Paris"), 30)
     assert later.status == "succeeded"
     assert env.reload(car).location == "Paris"

@@ -90,14 +90,16 @@ async def main():
         await until(sl, performing)
         await sl.cancel()
         rallied = await stepped.start(cars[0], "rally", cars[1:])
-        handles = (first, second, blocker, towed, sl, rallied)
+        cycle = await deadlock_across_trees(env, Car)
+        handles = (first, second, blocker, towed, sl, rallied, *cycle)
         results = [await h.result() for h in handles]
         print([r.status for r in results])
         ids = [r.id for r in results]
-        for r in [*results[:2], results[-1]]:
+        for r in [*results[:2], *results[-3:]]:
             for s in r.steps:
                 ids += list(s.actions)
-        ids += ["stepped-lane/Car/1/tour", "stepped-lane/garage"]
+        ids += ["stepped-lane/Car/1/tour", "stepped-lane/garage", "stepped-lane/K1"]
+        ids += ["stepped-lane/K2"]
         OUT.mkdir(parents=True, exist_ok=True)
         n = 0
         for i in dict.fromkeys(ids):
@@ -109,6 +111,31 @@ async def main():
             (OUT / f"{n:02d}.json").write_text(h.to_json())
             n += 1
         print("wrote", n)
+
+
+async def deadlock_across_trees(env, Car):
+    """S4.9: lead(K1) waits on a visit to K2 while lead(K2) waits on one to K1."""
+    gate = Car.stepped_action("gate", outbound=True)
+    gate.step(lambda car, step: None)
+    lead = Car.stepped_action("lead")
+    lead.concurrency_key(lambda car, own, other: own)
+    lead.step(lambda car, step, own, other: step.do("gate"))
+    lead.step(lambda car, step, own, other: step.do("enter", other))
+    enter = Car.stepped_action("enter")
+    enter.concurrency_key(lambda car, key: key)
+    enter.step(lambda car, step, key: car.honk())
+    leaders = [env.create(Car, id=n) for n in (4, 5)]
+    roots = [
+        await stepped.start(leaders[0], "lead", "K1", "K2"),
+        await stepped.start(leaders[1], "lead", "K2", "K1"),
+    ]
+    for root in roots:
+        state = await until(root, lambda s: s.steps and s.steps[0].actions)
+        await until(stepped.action_handle(state.steps[0].actions[0]), performing)
+    for leader in leaders:
+        while not await stepped.complete(leader, "gate"):
+            await asyncio.sleep(0.05)
+    return roots
 
 
 asyncio.run(main())
