@@ -11,6 +11,10 @@ older pending ones, so fewer than N perform. Raw baseline (`raw_mutex.py`): a
 hand-written per-key mutex workflow with the same rule, N requester workflows
 on the same keys, and the same write for each one granted the lock.
 The worker's RSS is sampled at 25/50/75/100 % of completed actions.
+`--parents` has each stepped action asked for by a parent (`relay`, one per car,
+in a lane of its own) that waits on it: every contended join then carries a
+waiting parent, which is what makes a lane start a deadlock probe (S4.9); the
+parents end succeeded whether their child performed or was superseded.
 `--policy` runs the stepped actions under another lane policy (S4.10): queue
 (every action performs, one at a time), cancel_in_progress (each join cancels
 the performer), skip_if_busy (joins finding the lane busy end at once); the
@@ -50,7 +54,12 @@ VARIANTS = ["stepped", "raw"]
 
 
 async def measure(
-    bench: Bench, actions: int, keys: int = 1, runs: int | None = None, policy: str = "supersede"
+    bench: Bench,
+    actions: int,
+    keys: int = 1,
+    runs: int | None = None,
+    policy: str = "supersede",
+    parents: bool = False,
 ) -> Report:
     """`runs` runs of each variant (default: --runs)."""
     options = bench.options
@@ -59,7 +68,8 @@ async def measure(
     lanes = "one lane" if keys == 1 else f"{keys} lanes"
     report = Report(
         title=f"lane: {actions} actions on {lanes}"
-        + ("" if policy == "supersede" else f", lane={policy!r}"),
+        + ("" if policy == "supersede" else f", lane={policy!r}")
+        + (", each asked for by a waiting parent" if parents else ""),
         leaves=actions,
         unit="actions",
         variants=options.variants(VARIANTS),
@@ -69,7 +79,10 @@ async def measure(
         for variant in rotated(options.variants(VARIANTS), number):
             progress(f"[lane {actions}x{keys}] run {number + 1}/{runs}: {variant}")
             first = bench.seed_cars(actions)
-            if variant == "stepped":
+            if variant == "stepped" and parents:
+                body = _parents_body(bench, first, actions, keys)
+                expected = 2 * actions  # the parents and their children
+            elif variant == "stepped":
                 body = _stepped_body(bench, first, actions, keys, policy)
                 expected = actions  # lanes, for contended keys, come on top
             else:
@@ -110,6 +123,27 @@ def _stepped_body(bench: Bench, first: int, actions: int, keys: int, policy: str
         )
         statuses = Counter(str(result.status) for result in results)
         return _lane_outcome(statuses, "succeeded", bench.visits(first, actions), sampler, policy)
+
+    return body
+
+
+def _parents_body(bench: Bench, first: int, actions: int, keys: int) -> Body:
+    async def body(queue: str, worker: WorkerProcess) -> Outcome:
+        async def start(index: int) -> stepped.ActionHandle:
+            key = _lane_key(queue, keys, index)
+            return await stepped.start(Car(id=first + index), "relay", key)
+
+        async def wait(handle: stepped.ActionHandle) -> stepped.ActionResult:
+            return await handle.result()
+
+        sampler = RssSampler(worker, actions)
+        results = await start_and_wait(
+            actions, start, wait, concurrency=bench.options.concurrency, on_done=sampler
+        )
+        statuses = Counter(str(result.status) for result in results)
+        visits = bench.visits(first, actions)
+        ok = set(statuses) == {"succeeded"} and 0 < visits <= actions
+        return Outcome(ok, f"parents: {dict(statuses)}; {visits} visits", sampler.samples)
 
     return body
 
@@ -212,12 +246,19 @@ def main() -> None:
         choices=list(ENDINGS),
         help="the stepped actions' lane policy (S4.10)",
     )
+    parser.add_argument(
+        "--parents",
+        action="store_true",
+        help="each stepped action asked for by a waiting parent (S4.9's probes)",
+    )
     add_common_arguments(parser)
     args = parser.parse_args()
     options = options_from(args)
 
     async def work(bench: Bench) -> int:
-        report = await measure(bench, args.actions, args.keys, policy=args.policy)
+        report = await measure(
+            bench, args.actions, args.keys, policy=args.policy, parents=args.parents
+        )
         print(report.render(), flush=True)
         return 0
 

@@ -88,6 +88,11 @@ for _policy in LANE_POLICIES[1:]:  # all but the default, which is `bump`
     _bump.concurrency_key(lambda car, key: key)
     _bump.step(lambda car, step, key: car.visit())
 
+# Lane with waiting parents (S4.9): a relay in a lane of its own asks for the bump
+# and waits on it, so every contended join carries a dependent (and a probe).
+relay = Car.stepped_action("relay")
+relay.step(lambda car, step, key: step.do("bump", key))
+
 # Checksum: the visit, skipped when the same `tag` was achieved on this car.
 touch = Car.stepped_action("touch")
 touch.checksum(lambda car, tag: tag)
