@@ -1,6 +1,7 @@
 """An action's part in finding deadlocks across trees (S4.9): it passes a probe on
 along its own wait-for edges, recognises one that came back to it, and checks
-its edge on the confirm pass. The protocol and why it is sound: `wait_for`.
+its edge on the confirm pass (what its step waits on; whom it shares). The
+protocol and why it is sound: `wait_for`.
 
 - A performing action waits on what its current step waits on: each child, or
   the successor the lane forwarded it to (`Dependencies.waits_on`).
@@ -19,7 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .dependencies import Dependencies
-    from .wait_for import CONFIRM, MAX_HOPS, SEEK, WAITS, Hop, Probe
+    from .wait_for import CONFIRM, MAX_HOPS, SEEK, SHARED, WAITS, Hop, Probe
     from .workflow_support import signal
 
 __all__ = ["answer"]
@@ -35,11 +36,9 @@ async def answer(action: ActionRun, dependencies: Dependencies, probe: Probe) ->
         workflow.logger.warning("action %s: probe dropped: %r", me, probe)
     elif probe.phase == SEEK and probe.path[-1].to == me:
         await _seek(action, dependencies, probe)
-    elif probe.phase == CONFIRM:
-        hop = probe.path[probe.at]
-        if hop.action_id == me and hop.kind == WAITS and hop.to in _waits_on(action, dependencies):
-            owner, following = probe.next_owner()
-            await signal(owner, "probe", following)
+    elif probe.phase == CONFIRM and _holds(action, dependencies, probe.path[probe.at]):
+        owner, following = probe.next_owner()
+        await signal(owner, "probe", following)
 
 
 async def _seek(action: ActionRun, dependencies: Dependencies, probe: Probe) -> None:
@@ -65,6 +64,17 @@ async def _seek(action: ActionRun, dependencies: Dependencies, probe: Probe) -> 
     hops = [Hop(me, WAITS, to) for to in sorted(_waits_on(action, dependencies))]
     sends = [signal(hop.to, "probe", probe.extended(hop)) for hop in hops]
     await asyncio.gather(*sends)
+
+
+def _holds(action: ActionRun, dependencies: Dependencies, hop: Hop) -> bool:
+    """Whether this action still waits for `hop.to` as the hop says."""
+    data = action.data
+    if hop.action_id != data.id:
+        return False
+    if hop.kind == SHARED:
+        waiting = data.status == "pending" and not action.cancel_requested
+        return waiting and data.resolved_by == hop.to
+    return hop.kind == WAITS and hop.to in _waits_on(action, dependencies)
 
 
 def _waits_on(action: ActionRun, dependencies: Dependencies) -> set[str]:

@@ -4,7 +4,8 @@
 The protocol and why it is sound are in `wait_for`. A lane starts a probe when
 it places a candidate that someone waits on behind a performer, or shares it
 with an action; it extends a probe that reached one of its pending actions or
-followers with that edge; it checks its edges on the confirm pass; and, asked
+followers with that edge; it checks its pending actions' edges on the confirm
+pass (a follower checks its own); and, asked
 to break a confirmed cycle, deadlocks the victim if it still waits here — with
 everything the lane holds for it concluding unsuccessfully, as for S4.4.
 """
@@ -57,8 +58,8 @@ class LaneProbes(LaneRules):
         """A probe for this lane: extend, confirm or break (see the module docstring)."""
         if not probe.well_formed():
             workflow.logger.warning("lane %s: probe dropped: %r", self._state.key, probe)
-        elif probe.phase == CONFIRM:
-            if self._holds(probe.path[probe.at]):
+        elif probe.phase == CONFIRM:  # (pending hops: the others are their actions')
+            if probe.path[probe.at].kind == PENDING and self._holds(probe.path[probe.at]):
                 self._post(*probe.next_owner())
         elif probe.phase == BREAK:
             victim = probe.path[probe.at]

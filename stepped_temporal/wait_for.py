@@ -97,8 +97,10 @@ class Hop:
 
     @property
     def owner(self) -> str:
-        """The workflow that knows whether this edge still holds."""
-        if self.kind == WAITS:
+        """The workflow that knows whether this edge still holds: the lane for a
+        pending action (it leaves only through the lane), the action itself for
+        the others (a follower may end, by cancel, without telling the lane)."""
+        if self.kind != PENDING:
             return self.action_id
         assert self.key is not None
         return lane_id(self.key)

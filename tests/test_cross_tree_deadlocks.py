@@ -73,6 +73,21 @@ async def at_gate(root) -> None:
     await until(stepped.action_handle(state.steps[0].actions[0]), performing)
 
 
+async def first_gate_open(cars: dict, keys: tuple[str, str]) -> tuple:
+    """Cars 1 and 2 lead in keys[0] and keys[1], each visiting the other's lane;
+    only car 1's gate opens: its visit waits, pending, behind car 2's lead.
+    Returns both roots and that visit."""
+    r1 = await stepped.start(cars[1], "lead", keys[0], [["visit", keys[1]]])
+    r2 = await stepped.start(cars[2], "lead", keys[1], [["visit", keys[0]]])
+    for root in (r1, r2):
+        await at_gate(root)
+    await open_gate(cars[1])
+    state = await until(r1, lambda s: len(s.steps) > 1 and s.steps[1].actions)
+    visit = stepped.action_handle(state.steps[1].actions[0])
+    await until(visit, joined)
+    return r1, r2, visit
+
+
 async def finished(roots: dict[int, object]) -> dict[int, stepped.ActionData]:
     results = await asyncio.wait_for(
         asyncio.gather(*(root.result() for root in roots.values())), DEADLINE
@@ -172,14 +187,7 @@ async def test_a_cycle_through_a_superseded_actions_successor(stepped_env):
     the successor (S4.2). When R2 then waits on K1, the cycle runs through it."""
     Car = fleet_class()
     cars = {n: stepped_env.create(Car, id=n) for n in (1, 2, 3)}
-    r1 = await stepped.start(cars[1], "lead", "K1", [["visit", "K2"]])
-    r2 = await stepped.start(cars[2], "lead", "K2", [["visit", "K1"]])
-    for root in (r1, r2):
-        await at_gate(root)
-    await open_gate(cars[1])
-    state = await until(r1, lambda s: len(s.steps) > 1 and s.steps[1].actions)
-    superseded = stepped.action_handle(state.steps[1].actions[0])
-    await until(superseded, joined)
+    r1, r2, superseded = await first_gate_open(cars, ("K1", "K2"))
     successor = await stepped.start(cars[3], "visit", "K2")
     assert (await superseded.result()).status == "superseded"
     await until(r1, lambda s: successor.id in s.steps[1].actions)
@@ -201,14 +209,7 @@ async def test_a_cycle_forming_while_a_member_is_cancelled(stepped_env):
         base = 10 * (attempt + 1)
         cars = {n: stepped_env.create(Car, id=base + n) for n in (1, 2)}
         keys = (f"A{attempt}", f"B{attempt}")
-        r1 = await stepped.start(cars[1], "lead", keys[0], [["visit", keys[1]]])
-        r2 = await stepped.start(cars[2], "lead", keys[1], [["visit", keys[0]]])
-        for root in (r1, r2):
-            await at_gate(root)
-        await open_gate(cars[1])
-        state = await until(r1, lambda s: len(s.steps) > 1 and s.steps[1].actions)
-        member = stepped.action_handle(state.steps[1].actions[0])
-        await until(member, joined)
+        r1, r2, member = await first_gate_open(cars, keys)
 
         await asyncio.sleep(0.05 * attempt)
         await asyncio.gather(open_gate(cars[2]), member.cancel())
