@@ -9,6 +9,9 @@ protocol and why it is sound: `wait_for`.
   probe goes to the lane, which adds the hop.
 - Anything else (preparing, final, between steps) waits on nobody: the probe
   stops. A later edge of such an action starts its own probe when it joins.
+- A forward (S4.2) can reach a parent after a probe did: the probe then went to
+  the superseded child, which ended and dropped it. So the action keeps the
+  probes that passed it, and on a forward sends them on to the successor.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from .wait_for import CONFIRM, MAX_HOPS, SEEK, SHARED, WAITS, Hop, Probe
     from .workflow_support import signal
 
-__all__ = ["answer"]
+__all__ = ["answer", "forwarded"]
 
 #: how many probe origins an action remembers, to pass each probe on once
 REMEMBERED = 256
@@ -48,12 +51,12 @@ async def _seek(action: ActionRun, dependencies: Dependencies, probe: Probe) -> 
             confirming = probe.confirming()
             await signal(confirming.path[0].owner, "probe", confirming)
         return
-    if probe.origin in action.probed or any(hop.action_id == me for hop in probe.path):
+    if probe.origin in action.probed or probe.visits(me):
         return  # passed on already, or a cycle that is not the origin's (its own join finds it)
     if len(probe.path) >= MAX_HOPS:
         workflow.logger.warning("action %s: probe of %s dropped: too long", me, probe.origin)
         return
-    action.probed[probe.origin] = None
+    action.probed[probe.origin] = probe
     if len(action.probed) > REMEMBERED:
         del action.probed[next(iter(action.probed))]
     prepared = action.prepared
@@ -64,6 +67,19 @@ async def _seek(action: ActionRun, dependencies: Dependencies, probe: Probe) -> 
     hops = [Hop(me, WAITS, to) for to in sorted(_waits_on(action, dependencies))]
     sends = [signal(hop.to, "probe", probe.extended(hop)) for hop in hops]
     await asyncio.gather(*sends)
+
+
+def forwarded(action: ActionRun, dependencies: Dependencies, successor: str) -> None:
+    """A dependency now waits on `successor`: the probes that passed this action
+    while it still pointed at the superseded child go on to the successor."""
+    if successor not in _waits_on(action, dependencies):
+        return
+    hop = Hop(action.data.id, WAITS, successor)
+    for probe in action.probed.values():
+        if not probe.visits(successor):
+            task = asyncio.ensure_future(signal(successor, "probe", probe.extended(hop)))
+            action.sending.add(task)
+            task.add_done_callback(action.sending.discard)
 
 
 def _holds(action: ActionRun, dependencies: Dependencies, hop: Hop) -> bool:

@@ -9,6 +9,7 @@ and finish read it — one state, the way a lane keeps its state in `LaneState`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from temporalio import workflow
@@ -17,6 +18,7 @@ from temporalio.common import SearchAttributeUpdate
 with workflow.unsafe.imports_passed_through():
     from .lane_messages import Verdict
     from .messages import ActionContext, ActionData, ActionInput, Prepared
+    from .wait_for import Probe
     from .workflow_support import signal
 
 __all__ = ["ActionRun"]
@@ -56,8 +58,10 @@ class ActionRun:
         self.achieved = False
         #: when the last step gave up the claim (its end, as the next holder sees it)
         self.released_at: str | None = None
-        #: origins of the deadlock probes it passed on, oldest first (S4.9)
-        self.probed: dict[str, None] = {}
+        #: the deadlock probes it passed on, by origin, oldest first (S4.9)
+        self.probed: dict[str, Probe] = {}
+        #: probes under way to a successor, kept referenced until sent
+        self.sending: set[asyncio.Future[None]] = set()
         #: search-attribute updates waiting for the next upsert (`upsert`)
         self._pending_upserts: list[SearchAttributeUpdate[str]] = []
         self._shown: dict[str, object] = {}

@@ -82,7 +82,7 @@ class LaneProbes(LaneRules):
                 return  # it left meanwhile: that edge is gone
             joined_at = shared.follower_joined.get(member)
             hop = Hop(member, SHARED, shared.action_id, state.key, joined_at)
-        if not probe.passes(hop):
+        if not probe.visits(hop.action_id):
             self._post(hop.to, probe.extended(hop))
 
     def _holds(self, hop: Hop) -> bool:

@@ -28,9 +28,12 @@ with workflow.unsafe.imports_passed_through():
         Outgoing,
         Verdict,
     )
-    from .messages import ErrorData
+    from .messages import Dependency, ErrorData
 
-__all__ = ["HANDOVERS", "RECENT", "LaneRules"]
+__all__ = ["COALESCED_FORWARDS", "HANDOVERS", "RECENT", "LaneRules"]
+
+#: the patch id of `LaneRules._forward` merging forwards (histories before it sent each)
+COALESCED_FORWARDS = "stepped-coalesced-forwards"
 
 #: how many ids of departed actions a lane remembers to ignore repeated joins
 RECENT = 1000
@@ -44,6 +47,8 @@ class LaneRules:
     _state: LaneState
     #: `state.recent` as counts, for a join's "seen it?" in constant time
     _recent: Counter[str]
+    #: the forwards in the outbox, by (workflow id, dependency id): see `_forward`
+    _unsent_forwards: dict[tuple[str, str], Outgoing]
 
     def _place(self, join: LaneJoin, candidate: LaneEntry) -> None:
         """S4.10: the candidate's place in the lane, by its definition's policy."""
@@ -106,15 +111,43 @@ class LaneRules:
         self._send(superseded.action_id, Verdict("superseded", by=candidate.action_id))
         moved = ([superseded.dependent] if superseded.dependent else []) + superseded.inherited
         for dependency in moved:
-            self._send(
-                dependency.workflow_id,
-                Forward(dependency.dependency_id, candidate.action_id),
-            )
+            self._forward(dependency, candidate.action_id)
         candidate.inherited.extend(moved)
         candidate.followers.extend(superseded.followers)
         candidate.follower_joined.update(superseded.follower_joined)
         self._remember(superseded.action_id)
         self._hand_over(superseded.action_id, candidate.action_id, "superseded")
+
+    def _forward(self, dependency: Dependency, successor: str) -> None:
+        """S4.2: the dependency's step now waits on `successor`. Every supersede
+        moves every dependency the lane holds, so a lane with n waiting parents
+        owes n forwards per join: one still unsent to the same dependency takes
+        the new successor instead (`via` keeps the ones in between, for the
+        step's list), so a burst costs one signal per dependency, not n²/2."""
+        key = (dependency.workflow_id, dependency.dependency_id)
+        unsent = self._unsent_forwards.get(key)
+        if not workflow.patched(COALESCED_FORWARDS):  # as histories before it recorded
+            message = Outgoing.of(key[0], Forward(key[1], successor))
+            self._state.outbox.append(message)
+            self._unsent_forwards[key] = message
+            return
+        self._state.forwards += 1
+        seq = self._state.forwards
+        if unsent is not None and unsent.forward:
+            before = unsent.forward
+            unsent.forward = Forward(key[1], successor, [*before.via, before.successor], seq)
+            return
+        message = Outgoing.of(key[0], Forward(key[1], successor, seq=seq))
+        self._state.outbox.append(message)
+        self._unsent_forwards[key] = message
+
+    def _sent(self, message: Outgoing) -> None:
+        """`message` left the outbox: a later forward to its dependency is a new one."""
+        forward = message.forward
+        if forward is not None:
+            key = (message.workflow_id, forward.dependency_id)
+            if self._unsent_forwards.get(key) is message:
+                del self._unsent_forwards[key]
 
     def _hand_over(self, action_id: str, to: str, how: str) -> None:
         """Keep the latest handovers for `stepped.lane()` (S9.5)."""

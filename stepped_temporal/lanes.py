@@ -46,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
 LANE_WORKFLOW = "SteppedLane"
 #: outgoing signals under way at once (Temporal allows 2,000 pending per run)
 WINDOW = 200
+#: the patch id of sending a recipient its messages one after the other
+IN_ORDER = "stepped-lane-messages-in-order"
 #: continue-as-new past this many history events, to keep each run small
 HISTORY_LIMIT = 3000
 
@@ -60,7 +62,15 @@ class LaneWorkflow(LaneProbes):
         self._state = decode(LaneState, state)
         #: `state.recent` as counts, for a join's "seen it?" in constant time
         self._recent = Counter(self._state.recent)
+        self._unsent_forwards = {
+            (message.workflow_id, message.forward.dependency_id): message
+            for message in self._state.outbox
+            if message.forward is not None
+        }
         self._in_flight = 0
+        #: messages under way, by recipient (`_dispatch`: one at a time to each)
+        self._busy: Counter[str] = Counter()
+        self._in_order = True
         #: the sending tasks, kept referenced until done (never iterated to issue commands)
         self._sending: set[asyncio.Future[None]] = set()
 
@@ -191,7 +201,7 @@ class LaneWorkflow(LaneProbes):
                 continue
             await workflow.wait_condition(
                 lambda: (
-                    (bool(self._state.outbox) and self._in_flight < WINDOW)
+                    self._sendable()
                     or (self._state.performing is None and bool(self._state.pending))
                     or self._history_is_long()
                     or self._quiet()
@@ -207,18 +217,54 @@ class LaneWorkflow(LaneProbes):
             self._send(entry.action_id, Verdict("perform"), grant=True)
 
     def _dispatch(self) -> None:
-        """Start sending queued messages, at most WINDOW under way at once."""
-        while self._state.outbox and self._in_flight < WINDOW:
-            self._in_flight += 1
-            task = asyncio.ensure_future(self._deliver(self._state.outbox.pop(0)))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        """Start sending queued messages, at most WINDOW under way at once and one
+        per recipient: each action gets the lane's messages in the order they were
+        made (a conclusion never overtakes the forward before it; a forward still
+        queued takes in the next ones, `_forward`). Lanes recorded before this
+        sent in any order, and replay so."""
+        outbox = self._state.outbox
+        if not outbox or self._in_flight >= WINDOW:
+            return
+        self._in_order = workflow.patched(IN_ORDER)
+        if not self._in_order:
+            while outbox and self._in_flight < WINDOW:
+                self._start(outbox.pop(0))
+            return
+        kept: list[Outgoing] = []
+        for index, message in enumerate(outbox):
+            if self._in_flight >= WINDOW:
+                kept += outbox[index:]
+                break
+            if self._busy[message.workflow_id]:
+                kept.append(message)
+            else:
+                self._start(message)
+        self._state.outbox = kept
+
+    def _sendable(self) -> bool:
+        """A queued message can go now (see `_dispatch`)."""
+        if self._in_flight >= WINDOW:
+            return False
+        if not self._in_order:
+            return bool(self._state.outbox)
+        return any(not self._busy[m.workflow_id] for m in self._state.outbox)
+
+    def _start(self, message: Outgoing) -> None:
+        self._in_flight += 1
+        self._busy[message.workflow_id] += 1
+        self._sent(message)
+        task = asyncio.ensure_future(self._deliver(message))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _deliver(self, message: Outgoing) -> None:
         try:
             await self._signal(message)
         finally:
             self._in_flight -= 1
+            self._busy[message.workflow_id] -= 1
+            if not self._busy[message.workflow_id]:
+                del self._busy[message.workflow_id]
 
     async def _signal(self, message: Outgoing) -> None:
         try:

@@ -142,9 +142,9 @@ class Probe:
         """The path came back to where it started: a cycle."""
         return self.path[-1].to == self.origin
 
-    def passes(self, hop: Hop) -> bool:
-        """Whether the walk already went through the action of `hop`."""
-        return any(h.action_id == hop.action_id for h in self.path)
+    def visits(self, action_id: str) -> bool:
+        """Whether the walk already went through `action_id`."""
+        return any(hop.action_id == action_id for hop in self.path)
 
     def extended(self, hop: Hop) -> Probe:
         return replace(self, path=[*self.path, hop])

@@ -91,7 +91,11 @@ class ActionWorkflow:
     def forward(self, forward: Forward) -> None:
         """A dependency now waits on a successor: list it in the waiting step (S4.2)."""
         if accepted(forward, Forward, "forward"):
-            self._dependencies.forward(forward.dependency_id, forward.successor)
+            for successor in forward.via:  # (merged forwards: the ones in between)
+                self._dependencies.forward(forward.dependency_id, successor, waits=False)
+            self._dependencies.forward(forward.dependency_id, forward.successor, forward.seq)
+            if self._action.probed:  # S4.9: probes that went to the superseded child
+                action_probes.forwarded(self._action, self._dependencies, forward.successor)
 
     @workflow.signal(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
     async def probe(self, raw: Json) -> None:
