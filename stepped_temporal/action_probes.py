@@ -49,7 +49,10 @@ async def _seek(action: ActionRun, dependencies: Dependencies, probe: Probe) -> 
     if probe.origin == me:
         if action.data.status == "pending":  # it came back: confirm the cycle hop by hop
             confirming = probe.confirming()
-            await signal(confirming.path[0].owner, "probe", confirming)
+            if confirming.path[0].owner == me:  # our own sharing edge: no signal to ourselves
+                await answer(action, dependencies, confirming)
+            else:
+                await signal(confirming.path[0].owner, "probe", confirming)
         return
     if probe.origin in action.probed or probe.visits(me):
         return  # passed on already, or a cycle that is not the origin's (its own join finds it)

@@ -19,12 +19,10 @@ sharing it) in the same step — so a late follower is never missed.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from . import timers
@@ -34,26 +32,20 @@ with workflow.unsafe.imports_passed_through():
         LaneRelease,
         LaneState,
         LaneWithdraw,
-        Outgoing,
         Verdict,
     )
-    from .lane_probes import LaneProbes
-    from .messages import ErrorData
+    from .lane_outbox import LaneOutbox
     from .wait_for import Probe
     from .wire import Json, decode, encode
     from .workflow_support import received
 
 LANE_WORKFLOW = "SteppedLane"
-#: outgoing signals under way at once (Temporal allows 2,000 pending per run)
-WINDOW = 200
-#: the patch id of sending a recipient its messages one after the other
-IN_ORDER = "stepped-lane-messages-in-order"
 #: continue-as-new past this many history events, to keep each run small
 HISTORY_LIMIT = 3000
 
 
 @workflow.defn(name=LANE_WORKFLOW)
-class LaneWorkflow(LaneProbes):
+class LaneWorkflow(LaneOutbox):
     """The lane of one concurrency key."""
 
     @workflow.init
@@ -67,12 +59,7 @@ class LaneWorkflow(LaneProbes):
             for message in self._state.outbox
             if message.forward is not None
         }
-        self._in_flight = 0
-        #: messages under way, by recipient (`_dispatch`: one at a time to each)
-        self._busy: Counter[str] = Counter()
-        self._in_order = True
-        #: the sending tasks, kept referenced until done (never iterated to issue commands)
-        self._sending: set[asyncio.Future[None]] = set()
+        self._init_outbox()
 
     # -- messages (state changes only) ---------------------------------------
     @workflow.signal(name="join")
@@ -215,85 +202,6 @@ class LaneWorkflow(LaneProbes):
             state.performing = entry
             state.granted += 1
             self._send(entry.action_id, Verdict("perform"), grant=True)
-
-    def _dispatch(self) -> None:
-        """Start sending queued messages, at most WINDOW under way at once and one
-        per recipient: each action gets the lane's messages in the order they were
-        made (a conclusion never overtakes the forward before it; a forward still
-        queued takes in the next ones, `_forward`). Lanes recorded before this
-        sent in any order, and replay so."""
-        outbox = self._state.outbox
-        if not outbox or self._in_flight >= WINDOW:
-            return
-        self._in_order = workflow.patched(IN_ORDER)
-        if not self._in_order:
-            while outbox and self._in_flight < WINDOW:
-                self._start(outbox.pop(0))
-            return
-        kept: list[Outgoing] = []
-        for index, message in enumerate(outbox):
-            if self._in_flight >= WINDOW:
-                kept += outbox[index:]
-                break
-            if self._busy[message.workflow_id]:
-                kept.append(message)
-            else:
-                self._start(message)
-        self._state.outbox = kept
-
-    def _sendable(self) -> bool:
-        """A queued message can go now (see `_dispatch`)."""
-        if self._in_flight >= WINDOW:
-            return False
-        if not self._in_order:
-            return bool(self._state.outbox)
-        return any(not self._busy[m.workflow_id] for m in self._state.outbox)
-
-    def _start(self, message: Outgoing) -> None:
-        self._in_flight += 1
-        self._busy[message.workflow_id] += 1
-        self._sent(message)
-        task = asyncio.ensure_future(self._deliver(message))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _deliver(self, message: Outgoing) -> None:
-        try:
-            await self._signal(message)
-        finally:
-            self._in_flight -= 1
-            self._busy[message.workflow_id] -= 1
-            if not self._busy[message.workflow_id]:
-                del self._busy[message.workflow_id]
-
-    async def _signal(self, message: Outgoing) -> None:
-        try:
-            handle = workflow.get_external_workflow_handle(message.workflow_id)
-            if message.cancel:
-                await handle.signal(message.signal)
-            else:
-                await handle.signal(message.signal, encode(message.payload))
-        except ApplicationError as error:
-            if error.type != "ExternalWorkflowExecutionNotFound":
-                raise
-            workflow.logger.warning("lane %s: %s is gone", self._state.key, message.workflow_id)
-            performing = self._state.performing
-            if message.grant and performing and performing.action_id == message.workflow_id:
-                # Granted to an action that no longer runs: it will never release,
-                # nor tell its own parent.
-                self._state.performing = None
-                if performing.dependent is not None:
-                    performing.inherited.append(performing.dependent)
-                self._conclude_entry(
-                    performing,
-                    Verdict(
-                        "resolved",
-                        by=performing.action_id,
-                        status="failed",
-                        successful=False,
-                        error=ErrorData("ActionGone", "the action closed before performing"),
-                    ),
-                )
 
     # -- the lane's own state --------------------------------------------------
     def _quiet(self) -> bool:

@@ -162,7 +162,9 @@ class Probe:
             following = self.confirming(self.at + 1)
             return following.path[following.at].owner, following
         breaking = self.breaking()
-        return breaking.path[breaking.at].owner, breaking
+        victim = breaking.path[breaking.at]
+        assert victim.key is not None  # a join: pending or sharing, in a lane
+        return lane_id(victim.key), breaking
 
     def victim(self) -> Hop:
         """The join that closed the cycle: the latest by the lanes' clocks, then by id."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import sqlalchemy as sa
 
 import stepped_temporal as stepped
@@ -165,21 +166,39 @@ async def test_independent_trees_on_the_same_lanes_are_no_deadlock(stepped_env):
     assert [r.status for r in results.values()] == ["succeeded"] * 3
 
 
-async def test_a_cycle_through_a_shared_action(stepped_env):
+@pytest.mark.parametrize("closer", ["sharer", "visit"])
+async def test_a_cycle_through_a_shared_action(stepped_env, closer):
     """R1 (K1) asks car 2 to lead exactly as R2 (K2) does: that call shares R2
-    (S4.3); R2 waits on a visit to K1. The cycle runs through the sharing."""
+    (S4.3); R2 waits on a visit to K1. The cycle runs through the sharing, and
+    whichever of the sharer and the visit joins last is deadlocked: a sharer
+    by its lane, taken off the shared action's followers."""
     Car = fleet_class(checksum=True)
-    r2_args = ("K2", [["visit", "K1"]])
-    roots = await start_gated(stepped_env, Car, {1: ("K1", [["lead", 2, *r2_args]]), 2: r2_args})
-    results = await finished(roots)
-    (shared,), (visit,) = await calls_of(results[1]), await calls_of(results[2])
-    assert shared.resolved_by == results[2].id or shared.status == "deadlocked"
-    members = [shared, visit]
-    deadlocked = [m for m in members if m.status == "deadlocked"]
-    assert len(deadlocked) == 1
-    assert_names_cycle(deadlocked[0], shared.id, visit.id, results[1].id, results[2].id)
-    assert "sharing in lane 'K2'" in deadlocked[0].error.message
-    assert all(r.status in ("succeeded", "failed") for r in results.values())
+    k1, k2 = f"S1-{closer}", f"S2-{closer}"
+    cars = {n: stepped_env.create(Car, id=n) for n in (1, 2)}
+    r1 = await stepped.start(cars[1], "lead", k1, [["lead", 2, k2, [["visit", k1]]]])
+    r2 = await stepped.start(cars[2], "lead", k2, [["visit", k1]])
+    for root in (r1, r2):
+        await at_gate(root)
+    first, then = (r2, r1) if closer == "sharer" else (r1, r2)
+    await open_gate(cars[2] if first is r2 else cars[1])
+    state = await until(first, lambda s: len(s.steps) > 1 and s.steps[1].actions)
+    await until(stepped.action_handle(state.steps[1].actions[0]), joined)
+    await open_gate(cars[1] if then is r1 else cars[2])  # this join closes the cycle
+
+    results = await finished({1: r1, 2: r2})
+    (sharer,), (visit,) = await calls_of(results[1]), await calls_of(results[2])
+    victim, other = (sharer, visit) if closer == "sharer" else (visit, sharer)
+    assert_names_cycle(victim, sharer.id, visit.id, r1.id, r2.id, repr(k1), repr(k2))
+    assert f"{sharer.id} (sharing in lane {k2!r}) waits for {r2.id}" in victim.error.message
+    if closer == "sharer":  # R1 fails; K1 frees; the visit performs; R2 succeeds
+        assert (results[1].status, other.status, results[2].status) == (
+            "failed",
+            "succeeded",
+            "succeeded",
+        )
+    else:  # R2 fails; the sharer mirrors it (S4.3), so R1 fails too
+        assert (results[2].status, other.status, other.resolved_by) == ("failed", "failed", r2.id)
+        assert results[1].status == "failed"
 
 
 async def test_a_cycle_through_a_superseded_actions_successor(stepped_env):

@@ -69,6 +69,23 @@ def test_the_confirm_pass_walks_the_cycle_then_asks_the_victims_lane():
     assert probe.phase == BREAK and probe.path[probe.at] == probe.victim()
 
 
+def test_a_sharing_victim_is_deadlocked_by_its_lane_not_by_itself():
+    """The follower confirms its own edge, but only its lane can take it out."""
+    shared = [
+        Hop("f", SHARED, "R2", "K2", "2026-12-06T10:00:01.000000+00:00"),
+        Hop("R2", WAITS, "c2"),
+        Hop("c2", PENDING, "R1", "K1", "2026-12-06T10:00:00.000000+00:00"),
+        Hop("R1", WAITS, "f"),
+    ]
+    probe = Probe("c2", shared[2:] + shared[:2]).confirming(3)
+    owner, breaking = probe.next_owner()
+    assert (owner, breaking.phase, breaking.path[breaking.at].action_id) == (
+        "stepped-lane/K2",
+        BREAK,
+        "f",
+    )
+
+
 def test_the_message_starts_at_the_victim_and_names_every_action_and_key():
     text = Probe("c1", CYCLE).describe()
     assert text.startswith("action c2 closed a cycle of waits across lanes 'K1', 'K2': ")
