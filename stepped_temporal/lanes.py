@@ -20,6 +20,7 @@ sharing it) in the same step — so a late follower is never missed.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
@@ -157,8 +158,10 @@ class LaneWorkflow(LaneOutbox):
 
     @workflow.query
     def state(self) -> LaneState:
-        """The lane's state: performing, pending, recently departed."""
-        return self._state
+        """The lane's state: performing, pending, recently departed — without the
+        messages still to send: after a burst of joins they run to megabytes, and
+        a query answer past Temporal's payload limit fails the workflow task."""
+        return replace(self._state, outbox=[])
 
     # -- the loop ------------------------------------------------------------
     @workflow.run
