@@ -19,7 +19,7 @@ __all__ = ["Dependencies"]
 
 
 class _Dependency:
-    __slots__ = ("concluded", "number", "seq", "step", "target")
+    __slots__ = ("concluded", "number", "step", "target")
 
     def __init__(self, step: int, number: int, target: str | None) -> None:
         self.step = step
@@ -28,8 +28,6 @@ class _Dependency:
         self.concluded = False
         #: the action it waits on: the child, then any successor (None: a timer)
         self.target = target
-        #: the `Forward.seq` that set the target
-        self.seq = 0
 
 
 class Dependencies:
@@ -62,19 +60,14 @@ class Dependencies:
         """Whether the dependency concluded already."""
         return self._records[dependency_id].concluded
 
-    def forward(
-        self, dependency_id: str, successor: str, seq: int = 0, *, waits: bool = True
-    ) -> None:
-        """A dependency now waits on `successor` (`waits`; else it did, in between):
-        list it in the waiting step too (S4.2). `seq` orders forwards that arrive
-        out of order: an older one only lists its successor."""
+    def forward(self, dependency_id: str, successor: str) -> None:
+        """A dependency now waits on `successor`: list it in the waiting step too (S4.2).
+        (A lane sends a parent its forwards in order, `lane_outbox`: the last wins.)"""
         dependency = self._records.get(dependency_id)
         if dependency is None:
             return
-        newer = waits and (seq == 0 or seq > dependency.seq)
-        if dependency.target is not None and not dependency.concluded and newer:
+        if dependency.target is not None and not dependency.concluded:
             dependency.target = successor
-            dependency.seq = seq
         actions = self._data.steps[dependency.step].actions
         if successor not in actions:
             actions.append(successor)

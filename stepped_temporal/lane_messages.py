@@ -93,9 +93,6 @@ class Forward:
     successor: str
     #: successors it waited on in between, merged into this one message (oldest first)
     via: list[str] = field(default_factory=list)
-    #: the lane's count of forwards: two under way at once may arrive in either
-    #: order, and the newer successor wins (0: a lane from before it was counted)
-    seq: int = 0
 
 
 @dataclass
@@ -198,5 +195,3 @@ class LaneState:
     test_server: bool = False
     #: the latest superseded and shared actions and whom each was handed to (S9.5)
     handovers: list[Handover] = field(default_factory=list)
-    #: forwards made so far (`Forward.seq`)
-    forwards: int = 0

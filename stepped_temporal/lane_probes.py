@@ -15,7 +15,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from .lane_messages import LaneEntry, Outgoing, Verdict
+    from .lane_messages import LaneEntry, Verdict
     from .lane_rules import LaneRules
     from .messages import ErrorData
     from .wait_for import BREAK, CONFIRM, PENDING, SHARED, Hop, Probe, stamp
@@ -39,20 +39,21 @@ class LaneProbes(LaneRules):
             return
         if candidate.dependent is None and not candidate.inherited:
             return  # nobody waits on it: no cycle can run through it
-        hop = Hop(candidate.action_id, PENDING, performing.action_id, self._state.key)
-        self._start_probe(hop, candidate.joined_at)
+        key = self._state.key
+        self._start_probe(
+            Hop(candidate.action_id, PENDING, performing.action_id, key, candidate.joined_at)
+        )
 
     def _probe_shared(self, follower: str, shared: LaneEntry, waited_on: bool) -> None:
         """S4.9: a follower someone waits on now waits for the action it shares."""
-        shared.follower_joined[follower] = stamp(workflow.now())
+        joined_at = shared.follower_joined[follower] = stamp(workflow.now())
         if waited_on:
-            hop = Hop(follower, SHARED, shared.action_id, self._state.key)
-            self._start_probe(hop, shared.follower_joined[follower])
+            key = self._state.key
+            self._start_probe(Hop(follower, SHARED, shared.action_id, key, joined_at))
 
-    def _start_probe(self, hop: Hop, joined_at: str | None) -> None:
+    def _start_probe(self, first: Hop) -> None:
         if workflow.patched(PROBES):
-            first = Hop(hop.action_id, hop.kind, hop.to, hop.key, joined_at)
-            self._post(first.to, Probe(hop.action_id, [first]))
+            self._send(first.to, Probe(first.action_id, [first]))
 
     def _probed(self, probe: Probe) -> None:
         """A probe for this lane: extend, confirm or break (see the module docstring)."""
@@ -60,7 +61,7 @@ class LaneProbes(LaneRules):
             workflow.logger.warning("lane %s: probe dropped: %r", self._state.key, probe)
         elif probe.phase == CONFIRM:  # (pending hops: the others are their actions')
             if probe.path[probe.at].kind == PENDING and self._holds(probe.path[probe.at]):
-                self._post(*probe.next_owner())
+                self._send(*probe.next_owner())
         elif probe.phase == BREAK:
             victim = probe.path[probe.at]
             if victim == probe.victim() and self._holds(victim):
@@ -83,7 +84,7 @@ class LaneProbes(LaneRules):
             joined_at = shared.follower_joined.get(member)
             hop = Hop(member, SHARED, shared.action_id, state.key, joined_at)
         if not probe.visits(hop.action_id):
-            self._post(hop.to, probe.extended(hop))
+            self._send(hop.to, probe.extended(hop))
 
     def _holds(self, hop: Hop) -> bool:
         """Whether the edge `hop` is still there, in this lane."""
@@ -111,7 +112,7 @@ class LaneProbes(LaneRules):
         holds for it concludes unsuccessfully, as when it leaves by cancel."""
         state = self._state
         workflow.logger.error("Deadlock: %s", cycle)
-        self._post(victim.action_id, Verdict("deadlocked", message=cycle))
+        self._send(victim.action_id, Verdict("deadlocked", message=cycle))
         if victim.kind == SHARED:
             shared = self._sharing(victim.action_id)
             assert shared is not None
@@ -125,6 +126,3 @@ class LaneProbes(LaneRules):
             entry,
             Verdict("resolved", by=entry.action_id, status="deadlocked", error=error),
         )
-
-    def _post(self, workflow_id: str, payload: Verdict | Probe) -> None:
-        self._state.outbox.append(Outgoing.of(workflow_id, payload))

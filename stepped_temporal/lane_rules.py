@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from .messages import Dependency, ErrorData
+    from .wait_for import Probe
 
 __all__ = ["COALESCED_FORWARDS", "HANDOVERS", "RECENT", "LaneRules"]
 
@@ -131,13 +132,11 @@ class LaneRules:
             self._state.outbox.append(message)
             self._unsent_forwards[key] = message
             return
-        self._state.forwards += 1
-        seq = self._state.forwards
         if unsent is not None and unsent.forward:
             before = unsent.forward
-            unsent.forward = Forward(key[1], successor, [*before.via, before.successor], seq)
+            unsent.forward = Forward(key[1], successor, [*before.via, before.successor])
             return
-        message = Outgoing.of(key[0], Forward(key[1], successor, seq=seq))
+        message = Outgoing.of(key[0], Forward(key[1], successor))
         self._state.outbox.append(message)
         self._unsent_forwards[key] = message
 
@@ -182,6 +181,10 @@ class LaneRules:
             self._recent[recent.pop(0)] -= 1
 
     def _send(
-        self, workflow_id: str, payload: Verdict | Forward | Conclusion, *, grant: bool = False
+        self,
+        workflow_id: str,
+        payload: Verdict | Forward | Conclusion | Probe,
+        *,
+        grant: bool = False,
     ) -> None:
         self._state.outbox.append(Outgoing.of(workflow_id, payload, grant=grant))

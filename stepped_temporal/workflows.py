@@ -91,9 +91,8 @@ class ActionWorkflow:
     def forward(self, forward: Forward) -> None:
         """A dependency now waits on a successor: list it in the waiting step (S4.2)."""
         if accepted(forward, Forward, "forward"):
-            for successor in forward.via:  # (merged forwards: the ones in between)
-                self._dependencies.forward(forward.dependency_id, successor, waits=False)
-            self._dependencies.forward(forward.dependency_id, forward.successor, forward.seq)
+            for successor in [*forward.via, forward.successor]:  # (merged forwards)
+                self._dependencies.forward(forward.dependency_id, successor)
             if self._action.probed:  # S4.9: probes that went to the superseded child
                 action_probes.forwarded(self._action, self._dependencies, forward.successor)
 
