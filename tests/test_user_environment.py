@@ -7,7 +7,8 @@ Proves, there: S10.2/S10.3 (waiting on a result skips time — long waits, lanes
 custom keys, checksum sharing, handles looked up by id, many concurrent waiters),
 S9.2 (describe() complete from the first query, and never going back), S4.8 (one
 step's children join in call order), S6.1-S6.3 (complete() with every status ends
-promptly, also while a step runs or right as it ends) and S6.4 (a job is a step).
+promptly, also while a step runs or right as it ends), S6.4 (a job is a step) and
+S4.9 (two trees waiting on each other's lanes: one join is deadlocked).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import stepped_temporal as stepped
 from stepped_temporal import binaries, config, registry, time_skipping
 from stepped_temporal.testing import SteppedTestEnvironment, _settings_kwargs
 from tests.support import car_class
+from tests.test_cross_tree_deadlocks import at_gate, calls_of, finished, fleet_class, open_gate
 
 STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 FINAL = {"succeeded", "failed", "cancelled", "timed_out", "superseded", "deadlocked"}
@@ -344,3 +346,24 @@ async def test_a_job_is_a_step_after_the_prepended_ones(temporal):
     assert lost.current_step_index == 2 and "nowhere" in lost.error.message
     reloaded = reload(car)
     assert (reloaded.location, reloaded.honks, reloaded.mileage) == ("garage", 2, 4)
+
+
+# -- S4.9 ----------------------------------------------------------------------------
+async def test_two_trees_waiting_on_each_others_lanes_lose_one_join(temporal):
+    """S4.9 on the user's own environment: R1 performs in K1 and waits on a visit
+    to K2, R2 the other way round; one visit is deadlocked, the other tree goes on."""
+    Car = fleet_class()
+    cars = {n: create(Car, id=n) for n in (1, 2)}
+    roots = {
+        1: await stepped.start(cars[1], "lead", "K1", [["visit", "K2"]]),
+        2: await stepped.start(cars[2], "lead", "K2", [["visit", "K1"]]),
+    }
+    for root in roots.values():
+        await at_gate(root)
+    await asyncio.gather(*(open_gate(car) for car in cars.values()))
+    results = await finished(roots)
+    visits = [(await calls_of(results[n]))[0] for n in (1, 2)]
+    assert sorted(str(v.status) for v in visits) == ["deadlocked", "succeeded"]
+    (victim,) = [v for v in visits if v.status == "deadlocked"]
+    assert victim.error.type == "Deadlock" and "'K1'" in victim.error.message
+    assert sorted(str(r.status) for r in results.values()) == ["failed", "succeeded"]
