@@ -300,6 +300,7 @@ class WorkerProcess:
     def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
         self.process = process
         self.log = log
+        self.profiler: asyncio.subprocess.Process | None = None
 
     @classmethod
     async def spawn(cls, bench: Bench, variant: str, queue: str) -> WorkerProcess:
@@ -339,6 +340,24 @@ class WorkerProcess:
         if line.strip() != b"ready":
             await worker.stop()
             raise RuntimeError(f"the {variant} worker did not start:\n{worker.log_tail()}")
+        profiles = os.environ.get("BENCH_PROFILE")
+        if profiles:  # py-spy samples the worker until it exits (see README)
+            Path(profiles).mkdir(parents=True, exist_ok=True)
+            target = Path(profiles) / f"{variant}-{queue}.txt"
+            worker.profiler = await asyncio.create_subprocess_exec(
+                *["py-spy", "record", "--pid", str(process.pid), "--format", "raw"],
+                *[
+                    "--threads",
+                    *(os.environ.get("BENCH_PROFILE_FLAGS", "").split()),
+                    "--rate",
+                    "200",
+                    "--nonblocking",
+                    "-o",
+                    str(target),
+                ],
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
         return worker
 
     def _status_kib(self, name: str) -> int:
@@ -368,14 +387,15 @@ class WorkerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     async def stop(self) -> None:
-        if self.process.returncode is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.process.wait(), timeout=30)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout=30)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        if self.profiler is not None:  # it writes its file once the worker is gone
+            await self.profiler.wait()
 
 
 # -- CPU used elsewhere ------------------------------------------------------

@@ -28,6 +28,7 @@ from .wire import Json, decode, encode
 
 __all__ = [
     "OUTAGE_PATIENCE",
+    "REPORT_WITHIN",
     "attempt",
     "error_data",
     "in_thread",
@@ -50,29 +51,43 @@ def set_executor(executor: ThreadPoolExecutor) -> None:
     _executor = executor
 
 
+#: A report put in `details` (see `in_thread`) goes out by heartbeat within this
+#: many seconds. A unit done sooner sends none: for a leaf of a few milliseconds
+#: the heartbeat would be a server call costing more than its SQL, and no reader
+#: could have asked in between.
+REPORT_WITHIN = 1.0
+
+
 async def in_thread(fn: Callable[[], T], details: list[Any] | None = None) -> T:
     """Run `fn` (sync user code and SQL) in the thread pool, heartbeating meanwhile
     when the activity has a heartbeat timeout — so a worker that dies is noticed
     within that timeout, not the start-to-close one. Each heartbeat carries what
-    `details` holds then (`fn` may fill it: see `prepare`)."""
+    `details` holds then. `fn` may put a report there (see `prepare`): it goes
+    out within `REPORT_WITHIN` seconds if `fn` still runs, heartbeats on or off."""
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stepped")
     context = contextvars.copy_context()
     context.run(_entered.set, datetime.now(UTC))
-    future = asyncio.get_running_loop().run_in_executor(
-        _executor, context.run, _riding_out_outages, fn
-    )
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(_executor, context.run, _riding_out_outages, fn)
     timeout = activity.info().heartbeat_timeout
-    if not timeout:
+    interval = max(timeout.total_seconds() / 3, 0.1) if timeout else None
+    tick = interval if details is None else min(interval or REPORT_WITHIN, REPORT_WITHIN)
+    if tick is None:
         return await future
-    interval = max(timeout.total_seconds() / 3, 0.1)
+    sent: Any = None  # the report the last heartbeat carried
+    last = loop.time()
     try:
         while True:
-            done, _ = await asyncio.wait({future}, timeout=interval)
+            done, _ = await asyncio.wait({future}, timeout=tick)
             if done:
                 return future.result()
-            activity.heartbeat(*(details or ()))
+            report = details[0] if details else None
+            due = interval is not None and loop.time() - last >= interval * 0.99
+            if due or report is not sent:
+                activity.heartbeat(*(details or ()))
+                sent, last = report, loop.time()
     except asyncio.CancelledError:
         # Cancelled (the action ended meanwhile): the thread cannot be stopped, so
         # keep the slot until it is done, then report the cancellation.

@@ -50,7 +50,8 @@ class HookOutcome:
 #: Signals the lane (async, on the activity's event loop) from the prepare thread.
 Joiner = Callable[[str, LaneJoin], None]
 
-#: Tells the world (by heartbeat) that a claimed action performs, and how (S9.2).
+#: Tells the world (by a heartbeat, if the step still runs a moment later) that a
+#: claimed action performs, and how (S9.2).
 Reporter = Callable[[Prepared], None]
 
 
@@ -262,9 +263,9 @@ async def prepare(input: Json) -> Json:
         asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
     def report(prepared: Prepared) -> None:
-        # every later heartbeat repeats it (the client reads the latest)
+        # in_thread sends it by heartbeat if the step still runs a moment later
+        # (REPORT_WITHIN), and every later heartbeat repeats it
         details[:] = [encode(prepared)]
-        loop.call_soon_threadsafe(activity.heartbeat, details[0])
 
     prepared, later = await in_thread(lambda: _prepare(data, join, report), details)
     if later is not None:
