@@ -85,6 +85,22 @@ class StepRecord(SteppedBase):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
 
 
+#: the PostgreSQL advisory lock workers take turns on while creating the tables
+#: (any fixed 64-bit number; this one spells "stepped" in ASCII)
+CREATE_LOCK = 0x73746570706564
+
+
 def create_tables(engine: sa.Engine) -> None:
-    """Create Stepped's tables where they are missing."""
-    SteppedBase.metadata.create_all(engine)
+    """Create Stepped's tables where they are missing.
+
+    Several workers starting at once on a fresh database must not trip over each
+    other: two concurrent CREATE TABLEs of one name fail on PostgreSQL (a unique
+    violation in its catalog), and both may have seen the table missing. So the
+    check and the creation run in one transaction, one worker at a time — under an
+    advisory lock on PostgreSQL, under the write lock on SQLite (its transactions
+    here begin IMMEDIATE).
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CREATE_LOCK})
+        SteppedBase.metadata.create_all(connection)
