@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from temporalio import activity
 
+from . import budgets
 from .messages import ErrorData
 from .store import is_transient, records
 from .wire import Json, decode, encode
@@ -58,12 +59,14 @@ def set_executor(executor: ThreadPoolExecutor) -> None:
 REPORT_WITHIN = 1.0
 
 
-async def in_thread(fn: Callable[[], T], details: list[Any] | None = None) -> T:
+async def in_thread(fn: Callable[[], T], details: list[Any] | None = None, budget: int = 0) -> T:
     """Run `fn` (sync user code and SQL) in the thread pool, heartbeating meanwhile
     when the activity has a heartbeat timeout — so a worker that dies is noticed
     within that timeout, not the start-to-close one. Each heartbeat carries what
     `details` holds then. `fn` may put a report there (see `prepare`): it goes
-    out within `REPORT_WITHIN` seconds if `fn` still runs, heartbeats on or off."""
+    out within `REPORT_WITHIN` seconds if `fn` still runs, heartbeats on or off.
+    With a `budget` (the action's maximum attempts), failures of user code are
+    counted against it, and the last one is final (budgets.py)."""
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stepped")
@@ -71,36 +74,60 @@ async def in_thread(fn: Callable[[], T], details: list[Any] | None = None) -> T:
     context.run(_entered.set, datetime.now(UTC))
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(_executor, context.run, _riding_out_outages, fn)
-    timeout = activity.info().heartbeat_timeout
-    interval = max(timeout.total_seconds() / 3, 0.1) if timeout else None
-    tick = interval if details is None else min(interval or REPORT_WITHIN, REPORT_WITHIN)
-    if tick is None:
-        return await future
-    sent: Any = None  # the report the last heartbeat carried
-    last = loop.time()
     try:
-        while True:
-            done, _ = await asyncio.wait({future}, timeout=tick)
-            if done:
-                return future.result()
-            report = details[0] if details else None
-            due = interval is not None and loop.time() - last >= interval * 0.99
-            if due or report is not sent:
-                activity.heartbeat(*(details or ()))
-                sent, last = report, loop.time()
+        return await _awaiting(future, details, budget)
     except asyncio.CancelledError:
         # Cancelled (the action ended meanwhile): the thread cannot be stopped, so
         # keep the slot until it is done, then report the cancellation.
         with contextlib.suppress(Exception):
             await asyncio.shield(future)
         raise
+    except Exception as error:
+        if not budget:
+            raise
+        raise await budgets.exhausted(error, budget)  # noqa: B904 (chained inside)
 
 
-async def json_in_thread(cls: type[T], input: Json, body: Callable[[T], Any]) -> Json:
+async def _awaiting(future: asyncio.Future[T], details: list[Any] | None, budget: int) -> T:
+    """`future`'s result, heartbeating and reporting meanwhile (see `in_thread`)."""
+    loop = asyncio.get_running_loop()
+    info = activity.info()
+    interval = (
+        max(info.heartbeat_timeout.total_seconds() / 3, 0.1) if info.heartbeat_timeout else None
+    )
+    tick = interval if details is None else min(interval or REPORT_WITHIN, REPORT_WITHIN)
+    late_at = None  # when a budgeted unit still running counts as failed
+    if budget and info.start_to_close_timeout:
+        late_at = loop.time() + info.start_to_close_timeout.total_seconds() * budgets.LATE
+    sent: Any = None  # the report the last heartbeat carried
+    last = loop.time()
+    while True:
+        waits = [t for t in (tick, None if late_at is None else late_at - loop.time()) if t]
+        done, _ = await asyncio.wait({future}, timeout=max(min(waits), 0.01) if waits else None)
+        if done:
+            return future.result()
+        if late_at is not None and loop.time() >= late_at:
+            late_at = None
+            seconds = (info.start_to_close_timeout or timedelta(0)).total_seconds() * budgets.LATE
+            final = await budgets.late(budget, seconds)
+            if final is not None:
+                raise final
+        report = details[0] if details else None
+        due = interval is not None and loop.time() - last >= interval * 0.99
+        if due or report is not sent:
+            activity.heartbeat(*(details or ()))
+            sent, last = report, loop.time()
+
+
+async def json_in_thread(
+    cls: type[T], input: Json, body: Callable[[T], Any], *, budgeted: bool = False
+) -> Json:
     """An activity's JSON input decoded as `cls`, `body` run on it by `in_thread`,
-    its result returned as JSON: activities take and give JSON (see wire.py)."""
+    its result returned as JSON: activities take and give JSON (see wire.py).
+    `budgeted`: the input's `budget` counts failures of user code (budgets.py)."""
     data = decode(cls, input)
-    return encode(await in_thread(lambda: body(data)))  # type: ignore[no-any-return]
+    budget = int(getattr(data, "budget", 0)) if budgeted else 0
+    return encode(await in_thread(lambda: body(data), budget=budget))  # type: ignore[no-any-return]
 
 
 #: when the running activity began, on this machine's clock (see `stamp`)

@@ -64,4 +64,4 @@ def _job(data: JobInput) -> JobOutcome:
 @activity.defn(name="stepped_job")
 async def run_job(input: Json) -> Json:
     """Run a job-backed action's job in its own transaction (S6.4)."""
-    return await json_in_thread(JobInput, input, _job)
+    return await json_in_thread(JobInput, input, _job, budgeted=True)

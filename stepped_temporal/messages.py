@@ -108,6 +108,8 @@ class PrepareInput:
     perform_first_step: bool = False
     #: the namespace has Stepped's search attributes: a lane it starts carries one
     search_attributes: bool = False
+    #: the action's maximum_attempts, counting failures of user code (budgets.py)
+    budget: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ class StepInput:
     release_on: list[str] = field(default_factory=list)
     #: the last step: if it ends the action successfully, it grants the achievement
     grant_on_success: bool = False
+    #: the action's maximum_attempts, counting failures of user code (budgets.py)
+    budget: int = 0
 
     def as_last(self, prepared: Prepared, claimed: bool) -> "StepInput":
         """This step as the action's last: what it settles itself when it ends the
@@ -215,6 +219,8 @@ class JobInput:
     action: ActionContext
     #: no step ran before the job: it starts performing (S3.5)
     erase_achievement: bool = False
+    #: the action's maximum_attempts, counting failures of user code (budgets.py)
+    budget: int = 0
 
 
 @dataclass(frozen=True)

@@ -267,7 +267,9 @@ async def prepare(input: Json) -> Json:
         # (REPORT_WITHIN), and every later heartbeat repeats it
         details[:] = [encode(prepared)]
 
-    prepared, later = await in_thread(lambda: _prepare(data, join, report), details)
+    prepared, later = await in_thread(
+        lambda: _prepare(data, join, report), details, budget=data.budget
+    )
     if later is not None:
         assert prepared.concurrency_key is not None
         await join_lane(

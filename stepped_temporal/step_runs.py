@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         now,
         reraise_cancellation,
         retry_policy,
+        unit_policy,
     )
 
 __all__ = ["INTERRUPTED_AFTER_UNIT", "StepRuns"]
@@ -121,12 +122,13 @@ class StepRuns:
                     JobInput(
                         action.context(),
                         erase_achievement=prepared.step_count == 0 and not action.claimed,
+                        budget=(prepared.retry or DEFAULT_RETRY).maximum_attempts,
                     )
                 ),
                 result_type=dict,
                 start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
                 heartbeat_timeout=duration(prepared.heartbeat_timeout),
-                retry_policy=retry_policy(prepared.retry or DEFAULT_RETRY),
+                retry_policy=unit_policy(retry_policy(prepared.retry or DEFAULT_RETRY)),
                 cancellation_type=timers.activity_cancellation(action.input.test_server),
             )
         except ActivityError as error:
@@ -187,7 +189,10 @@ class StepRuns:
                 retry, prepared.first_step_failure, action.input.test_server
             )
         step = StepInput(
-            action.context(), index, erase_achievement=index == 0 and not action.claimed
+            action.context(),
+            index,
+            erase_achievement=index == 0 and not action.claimed,
+            budget=retry.maximum_attempts,
         )
         outcome = await workflow.execute_activity(
             "stepped_step",
@@ -195,7 +200,7 @@ class StepRuns:
             result_type=dict,
             start_to_close_timeout=timedelta(seconds=prepared.activity_timeout),
             heartbeat_timeout=duration(prepared.heartbeat_timeout),
-            retry_policy=retry,
+            retry_policy=unit_policy(retry),
             cancellation_type=timers.activity_cancellation(action.input.test_server),
         )
         return decode(StepOutcome, outcome)

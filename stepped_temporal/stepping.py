@@ -168,4 +168,4 @@ def release_claim(session: Session, context: ActionContext) -> bool:
 @activity.defn(name="stepped_step")
 async def run_step(input: Json) -> Json:
     """Run one step body in its own transaction and return the intents it recorded."""
-    return await json_in_thread(StepInput, input, perform_step)
+    return await json_in_thread(StepInput, input, perform_step, budgeted=True)

@@ -9,6 +9,7 @@ imports only the standard library, temporalio and Stepped's pure modules.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -44,6 +45,7 @@ __all__ = [
     "reraise_cancellation",
     "retry_policy",
     "signal",
+    "unit_policy",
 ]
 
 
@@ -58,6 +60,13 @@ def retry_policy(data: RetryData) -> RetryPolicy:
         maximum_attempts=data.maximum_attempts,
         non_retryable_error_types=data.non_retryable_error_types or None,
     )
+
+
+def unit_policy(policy: RetryPolicy) -> RetryPolicy:
+    """Temporal's policy for an activity running user code: the action's intervals
+    and no limit on attempts — the activity counts its code's failures against the
+    action's maximum (budgets.py), so attempts lost with a worker do not (S8.2)."""
+    return dataclasses.replace(policy, maximum_attempts=0)
 
 
 def duration(seconds: float | None) -> timedelta | None:

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         received,
         retry_policy,
         signal,
+        unit_policy,
     )
 
 #: how often an outbound action waiting for completion wakes (costs two events)
@@ -212,12 +213,13 @@ class ActionWorkflow:
                         # a sibling waits for our join: report it without running a step
                         perform_first_step=not input.report_joined,
                         search_attributes=input.search_attributes,
+                        budget=(input.retry or DEFAULT_RETRY).maximum_attempts,
                     )
                 ),
                 result_type=dict,
                 start_to_close_timeout=timedelta(seconds=input.activity_timeout or 600.0),
                 heartbeat_timeout=duration(input.heartbeat_timeout),
-                retry_policy=retry_policy(input.retry or DEFAULT_RETRY),
+                retry_policy=unit_policy(retry_policy(input.retry or DEFAULT_RETRY)),
             ),
         )
 

@@ -27,7 +27,7 @@ from temporalio.converter import JSONPlainPayloadConverter
 from ..wire import encode
 from .schema import StepRecord
 
-__all__ = ["find", "prune", "record", "record_key"]
+__all__ = ["count_failure", "find", "prune", "record", "record_key"]
 
 T = TypeVar("T")
 _json = JSONPlainPayloadConverter()
@@ -76,6 +76,29 @@ def record(session: Session, key: str, action_id: str, outcome: Any) -> None:
             "created_at": datetime.now(UTC),
         },
     )
+
+
+def count_failure(
+    session: Session, run_id: str, activity_id: str, attempt: int, action_id: str
+) -> int:
+    """Record that `attempt` of an activity failed in user code; how many of its
+    attempts so far did (budgets.py). Idempotent per attempt."""
+    prefix = f"{run_id}/failed/{activity_id}/"
+    session.execute(
+        sa.delete(_TABLE).where(_TABLE.c.key == prefix + str(attempt))
+    )  # a repeated count of the same attempt replaces its row
+    session.connection().execute(
+        _RECORD,
+        {
+            "key": prefix + str(attempt),
+            "action_id": action_id,
+            "outcome": "",
+            "created_at": datetime.now(UTC),
+        },
+    )
+    keys = [prefix + str(number) for number in range(1, attempt + 1)]
+    counted = session.scalar(sa.select(sa.func.count()).where(_TABLE.c.key.in_(keys)))
+    return int(counted or 0)
 
 
 def prune(session: Session, older_than: timedelta) -> int:
