@@ -213,6 +213,14 @@ def _claim(
     action_id = data.action.action_id
     found = claims.claim(session, key, action_id, checksum_key, checksum, list(data.ancestry))
     if found.claimed:
+        if found.fresh and checksum is not None and achievements.exists(
+            session, checksum_key, checksum
+        ):
+            # S3.4 after all: the holder we found gone granted this very work as it
+            # gave the key up — after our first look (each statement sees what was
+            # committed when it began), before our claim (which waited for it)
+            claims.release(session, key, action_id)
+            return "achieved", None, None
         return "claimed", None, None
     if found.deadlocked_with is not None:  # S4.4, seen before the lane is involved
         message = (

@@ -50,6 +50,8 @@ class Claim:
     holder: LaneHolder | None = None
     #: the holder is an ancestor of the claimant: it would wait for itself (S4.4)
     deadlocked_with: str | None = None
+    #: claimed just now (not held since an earlier attempt)
+    fresh: bool = False
 
 
 def claim(
@@ -70,12 +72,12 @@ def claim(
         "claimed_at": datetime.now(UTC),
     }
     if _insert_if_absent(session, values):
-        return Claim(claimed=True)
+        return Claim(claimed=True, fresh=True)
     row = _locked(session, key)
     if row is None:  # deleted between the insert and the read: try once more
         session.add(LaneClaim(**values))
         session.flush()
-        return Claim(claimed=True)
+        return Claim(claimed=True, fresh=True)
     if row.holder == action_id:
         # A retried prepare whose first attempt claimed the key: it holds it still,
         # even if a joiner has since marked the key contended (and handed it to the
