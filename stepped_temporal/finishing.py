@@ -16,6 +16,7 @@ from temporalio import activity
 from . import tracing
 from .definitions import resolve_definition
 from .execution import attempt, error_data, json_in_thread, unit_key
+from .faults import crash_point
 from .messages import ErrorData, FinishInput, FinishOutcome
 from .registry import actor_class
 from .stepping import release_claim
@@ -58,6 +59,8 @@ def _finish(data: FinishInput) -> FinishOutcome:
             errors.append(error_data(cause))
     granted = lane_owned = False
     grant = data.grant_achievement and failed == 0 and context.checksum is not None
+    if grant and succeeded:
+        crash_point("callbacks-done")
     if grant or data.release_claim:
         with transaction() as session:
             if grant:

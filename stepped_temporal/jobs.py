@@ -15,6 +15,7 @@ from temporalio import activity
 from .arguments import encode_arguments
 from .errors import DefinitionError
 from .execution import attempt, error_data, json_in_thread, unit_key
+from .faults import crash_point
 from .messages import JobInput, JobOutcome
 from .stepping import recorded_or_started
 from .store import records, transaction
@@ -55,6 +56,8 @@ def _job(data: JobInput) -> JobOutcome:
                 arguments=encoded if encoded != context.arguments else None,
             )
             records.record(session, key, context.action_id, outcome)
+        if attempt() >= 2:
+            crash_point("job-retry")
     except PERMANENT as error:
         log.warning("action %s: job cannot run: %s", context.action_id, error)
         return JobOutcome(error=error_data(error))

@@ -18,6 +18,7 @@ from collections import Counter
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from .faults import crash_point
     from .lane_messages import (
         Conclusion,
         Forward,
@@ -110,6 +111,7 @@ class LaneRules:
     def _supersede(self, superseded: LaneEntry, candidate: LaneEntry) -> None:
         """S4.2: the candidate takes over every dependency of the superseded action."""
         self._send(superseded.action_id, Verdict("superseded", by=candidate.action_id))
+        crash_point("supersede-handover")  # tests only (faults.py): ends the process
         moved = ([superseded.dependent] if superseded.dependent else []) + superseded.inherited
         for dependency in moved:
             self._forward(dependency, candidate.action_id)

@@ -25,6 +25,7 @@ from .action_keys import child_keys, tenancy
 from .arguments import encode_arguments
 from .errors import DefinitionError
 from .execution import attempt, error_data, json_in_thread, stamp, unit_key
+from .faults import crash_point
 from .keys import join_order
 from .messages import ActionContext, ErrorData, StepInput, StepOutcome
 from .store import achievements, claims, outbound, records, transaction
@@ -79,6 +80,7 @@ def recorded_or_started(
         return done
     if _start_performing(context):
         return achieved
+    crash_point("lane-granted")
     return None
 
 
@@ -142,6 +144,7 @@ def _perform_step(data: StepInput) -> StepOutcome:
                 granted=granted,
             )
             records.record(session, key, context.action_id, outcome)
+        crash_point("step-committed")
     except Handled as handled:
         log.warning("action %s: step %d failed: %r", context.action_id, data.index, handled.error)
         return _failed_step(data, error_data(handled.error))

@@ -11,9 +11,13 @@ and repeated in a "reliability figures" section at the end of the run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+
+from tests.databases import postgres_schema, postgres_unreachable
 
 FIGURES = pytest.StashKey[list[str]]()
 ENV = "STEPPED_RELIABILITY"
@@ -63,3 +67,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("reliability figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def reliability_db(tmp_path: Path) -> Iterator[str]:
+    """A fresh PostgreSQL schema when PostgreSQL is reachable, else a SQLite file."""
+    if postgres_unreachable() is None:
+        with postgres_schema() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'reliability.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema; skips, saying why, when PostgreSQL is unreachable."""
+    reason = postgres_unreachable()
+    if reason:
+        pytest.skip(reason)
+    with postgres_schema() as url:
+        yield url
+
+
+def backend(url: str) -> str:
+    return sa.make_url(url).get_backend_name()

@@ -80,12 +80,14 @@ class Child:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def spawn(self, command: list[str], cwd: Path | None = None) -> None:
+    def spawn(
+        self, command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 command,
                 cwd=cwd,
-                env=_clean_env(),
+                env={**_clean_env(), **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -200,37 +202,54 @@ class WorkerProcess(Child):
     """`python -m stepped_temporal.cli worker --app tests.reliability.app`; each
     start (incarnation) logs to its own file."""
 
-    def __init__(self, folder: Path, address: str, database_url: str, task_queue: str) -> None:
-        super().__init__(folder / "worker-0.log")
+    def __init__(
+        self,
+        folder: Path,
+        address: str,
+        database_url: str,
+        task_queue: str,
+        *,
+        app: str = APP,
+        name: str = "worker",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(folder / f"{name}-0.log")
         self.folder = folder
         self.address = address
         self.database_url = database_url
         self.task_queue = task_queue
+        self.app = app
+        self.name = name
+        self.env = env
         self.incarnations = 0
 
     def start(self) -> None:
         self.incarnations += 1
-        self.log = self.folder / f"worker-{self.incarnations}.log"
+        self.log = self.folder / f"{self.name}-{self.incarnations}.log"
         self.spawn(
             [
                 sys.executable, "-m", "stepped_temporal.cli", "worker",
-                "--app", APP,
+                "--app", self.app,
                 "--address", self.address,
                 "--database-url", self.database_url,
                 "--task-queue", self.task_queue,
                 "--shutdown-grace", "5",
             ],
             cwd=ROOT,
+            env=self.env,
         )  # fmt: skip
+
+    def is_ready(self) -> bool:
+        """Whether this incarnation printed its banner (it polls from then on)."""
+        return self.log.exists() and any(
+            line.startswith("worker:") for line in self.log.read_text(errors="replace").splitlines()
+        )
 
     async def ready(self, timeout: float = 60.0) -> float:
         """Wait for the worker's banner (it polls from then on); seconds it took."""
         started = time.monotonic()
         while True:
-            if self.log.exists() and any(
-                line.startswith("worker:")
-                for line in self.log.read_text(errors="replace").splitlines()
-            ):
+            if self.is_ready():
                 return time.monotonic() - started
             if not self.alive():
                 raise AssertionError(f"the worker exited with {self.returncode}\n{tail(self.log)}")
@@ -244,7 +263,7 @@ class WorkerProcess(Child):
         """Lines containing `text`, over every incarnation's log."""
         total = 0
         for number in range(1, self.incarnations + 1):
-            path = self.folder / f"worker-{number}.log"
+            path = self.folder / f"{self.name}-{number}.log"
             if path.exists():
                 total += sum(text in line for line in path.read_text(errors="replace").splitlines())
         return total

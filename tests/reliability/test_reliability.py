@@ -14,14 +14,14 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tests.databases import postgres_schema, postgres_unreachable
 from tests.reliability import harness  # before app: it keeps the session's settings
+from tests.reliability.conftest import backend
 from tests.reliability.harness import app
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(240)]
@@ -30,30 +30,6 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(240)]
 KILLS = 10
 #: the tree must end within this many seconds of its start
 DEADLINE = 180.0
-
-
-@pytest.fixture
-def reliability_db(tmp_path: Path) -> Iterator[str]:
-    """A fresh PostgreSQL schema when PostgreSQL is reachable, else a SQLite file."""
-    if postgres_unreachable() is None:
-        with postgres_schema() as url:
-            yield url
-    else:
-        yield f"sqlite:///{tmp_path / 'reliability.db'}"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema; skips, saying why, when PostgreSQL is unreachable."""
-    reason = postgres_unreachable()
-    if reason:
-        pytest.skip(reason)
-    with postgres_schema() as url:
-        yield url
-
-
-def backend(url: str) -> str:
-    return sa.make_url(url).get_backend_name()
 
 
 async def test_worker_killed_repeatedly(
