@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from temporalio.testing import ActivityEnvironment
 
 import stepped_temporal as stepped
-from stepped_temporal import config
+from stepped_temporal import config, registry
 from stepped_temporal.checksums import checksum
 from stepped_temporal.messages import ActionContext, PrepareInput
 from stepped_temporal.preparing import prepare
@@ -39,7 +39,7 @@ from tests.support import car_class
 async def test_a_claim_taken_as_the_holder_ends_finds_its_achievement(database_url):
     if database_url is None:
         pytest.skip("SQLite serialises writers: prepare cannot interleave with the holder")
-    saved = config.settings()
+    saved, registered = config.settings(), dict(registry._registry)
     engine = config.create_engine(database_url)
     try:
         config.configure(engine=engine, task_queue="claim-races")
@@ -99,3 +99,5 @@ async def test_a_claim_taken_as_the_holder_ends_finds_its_achievement(database_u
         engine.dispose()
         config.reset()
         config.configure(**stepped.testing._settings_kwargs(saved))
+        registry._registry.clear()  # Car was registered here: forget it
+        registry._registry.update(registered)
