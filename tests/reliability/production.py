@@ -5,7 +5,7 @@ and the end-of-run checks that compare a disturbed tree with an undisturbed one.
 The undisturbed reference and the disturbed run build the same tree (the same car
 shapes from the same seed) for two fleets whose car ids differ, so their lanes and
 achievements never meet. `outcome()` maps each action to its place in the tree —
-(car number, action name, arguments, occurrence) — so the two runs compare status
+(car number, action name, arguments; outcomes.py) — so the two runs compare status
 by status and effect by effect.
 """
 
@@ -27,9 +27,7 @@ from temporalio.client import Client
 
 import stepped_temporal as stepped
 from stepped_temporal import config
-from stepped_temporal.lanes import LANE_WORKFLOW
-from stepped_temporal.results import ActionState
-from stepped_temporal.trees import TreeNode, collect_tree
+from stepped_temporal.trees import collect_tree
 from stepped_temporal.workflows import ACTION_WORKFLOW
 from tests.reliability.harness import (
     ROOT,
@@ -43,6 +41,7 @@ from tests.reliability.harness import (
     open_workflows,
     tail,
 )
+from tests.reliability.outcomes import Outcome, flatten, places
 
 # The app sets stepped_temporal's timeouts when imported, as the workers need; the
 # test session keeps its own settings until a rig applies them.
@@ -172,64 +171,23 @@ async def fleet_rig(
         config._settings = saved
 
 
-# -- the outcome of a tree ---------------------------------------------------
-
-
-def _flatten(node: TreeNode) -> list[ActionState]:
-    found = [node.state]
-    for child in node.children:
-        found.extend(_flatten(child))
-    return found
-
-
-@dataclass
-class Outcome:
-    """A finished tree, by place: statuses, effects, and what the checks found.
-
-    A place is the path of (car relative to its fleet, action name, arguments) from
-    the root. Two siblings with the same place (fuel 7 asked for twice) cannot be
-    told apart, so a place holds a multiset of statuses and of effects."""
-
-    root: ActionState
-    states: list[ActionState]
-    #: (place, status) -> how many actions
-    statuses: Counter[tuple[str, str]]
-    #: (place, unit) -> how many effect rows
-    effects: Counter[tuple[str, str]]
-    #: (action id, unit) -> effect rows, where more than one (exactly-once broken)
-    twice: dict[tuple[str, str], int]
-
-
-def _places(node: TreeNode, fleet_id: int) -> dict[str, str]:
-    """Action id -> its place in the tree, the same in every run of the same shapes."""
-    places: dict[str, str] = {}
-    base = fleet_id * fleet_app.CAR_IDS
-
-    def walk(current: TreeNode, parent: str) -> None:
-        state = current.state
-        actor = "fleet" if state.actor_type == "ProdFleet" else str(int(state.actor_id) - base)
-        places[state.id] = f"{parent}>{actor}/{state.name}/{state.arguments}"
-        for child in current.children:
-            walk(child, places[state.id])
-
-    walk(node, "")
-    return places
+# -- the outcome of a tree (outcomes.py) -----------------------------------
 
 
 async def outcome(rig: Fleet, root_id: str, fleet_id: int) -> Outcome:
     tree = await collect_tree(rig.client, root_id, limit=100_000)
-    states = _flatten(tree)
-    places = _places(tree, fleet_id)
+    states = flatten(tree)
+    where = places(tree, fleet_id * fleet_app.CAR_IDS)
     with rig.engine.connect() as connection:
         rows = connection.execute(
             sa.select(fleet_app.Effect.action_id, fleet_app.Effect.unit)
         ).all()
-    ours = Counter((a, unit) for a, unit in rows if a in places)
+    ours = Counter((a, unit) for a, unit in rows if a in where)
     return Outcome(
         tree.state,
         states,
-        Counter((places[s.id], str(s.status)) for s in states),
-        Counter({(places[a], unit): n for (a, unit), n in ours.items()}),
+        Counter((where[s.id], str(s.status)) for s in states),
+        Counter({(where[a], unit): n for (a, unit), n in ours.items()}),
         {key: n for key, n in ours.items() if n > 1},
     )
 
@@ -255,56 +213,9 @@ async def leftovers(rig: Fleet, ids: set[str]) -> list[str]:
     return problems
 
 
-def compare(reference: Outcome, disturbed: Outcome, expected_actions: int) -> list[str]:
-    """Every difference between the undisturbed and the disturbed tree."""
-    problems = []
-    for name, run in (("reference", reference), ("disturbed", disturbed)):
-        if len(run.states) != expected_actions:
-            problems.append(f"{name}: {len(run.states)} actions, expected {expected_actions}")
-        waiting = [
-            f"{s.id} {s.status} step={s.current_step_index}"
-            for s in run.states
-            if not s.final or any(step.pending_actions_count for step in s.steps)
-        ]
-        if waiting:
-            problems.append(
-                f"{name}: {len(waiting)} action(s) not final or waiting: {waiting[:10]}"
-            )
-    if disturbed.statuses != reference.statuses:
-        missing = reference.statuses - disturbed.statuses
-        extra = disturbed.statuses - reference.statuses
-        problems.append(
-            f"statuses differ from the undisturbed run: (place, status) only there "
-            f"{sorted(missing.items())[:10]}; only in the disturbed run "
-            f"{sorted(extra.items())[:10]}"
-        )
-    if disturbed.twice:
-        problems.append(
-            f"{len(disturbed.twice)} effect(s) applied more than once: "
-            f"{sorted(disturbed.twice.items())[:10]}"
-        )
-    if disturbed.effects != reference.effects:
-        missing = reference.effects - disturbed.effects
-        extra = disturbed.effects - reference.effects
-        problems.append(
-            f"effects differ: only undisturbed {sorted(missing.items())[:10]}; only "
-            f"disturbed {sorted(extra.items())[:10]}"
-        )
-    return problems
-
-
-def status_counts(run: Outcome) -> str:
-    counts = Counter(s.status for s in run.states)
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-
-
 async def retries(rig: Fleet, run: Outcome) -> tuple[int, int, int]:
     """(activities retried, most attempts, broken workflow tasks) over the tree."""
     return await attempts(rig.client, [s.id for s in run.states])
-
-
-async def lane_count(rig: Fleet) -> int:
-    return (await rig.client.count_workflows(f'WorkflowType="{LANE_WORKFLOW}"')).count
 
 
 async def root_closed(rig: Fleet, root_id: str) -> bool:

@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 
 from stepped_temporal import faults
-from tests.reliability import fleet_app, production
+from tests.reliability import fleet_app, outcomes, production
 from tests.reliability.conftest import backend
 from tests.reliability.harness import wait_closed
-from tests.reliability.production import Fleet, Outcome
+from tests.reliability.outcomes import Outcome
+from tests.reliability.production import Fleet
 
 pytestmark = [pytest.mark.reliability]
 
@@ -58,7 +59,7 @@ async def _reference(rig: Fleet, shapes: list[fleet_app.Shape]) -> tuple[Outcome
 
 
 async def _check(rig: Fleet, reference: Outcome, disturbed: Outcome, expected: int) -> None:
-    problems = production.compare(reference, disturbed, expected)
+    problems = outcomes.compare(reference, disturbed, expected)
     problems += await production.leftovers(rig, {s.id for s in disturbed.states})
     assert not problems, "\n".join(problems)
 
@@ -102,7 +103,7 @@ async def test_three_workers_killed_fifty_times(
         figures(
             f"{backend(reliability_db)}, seed {seed}: {KILLS} kills of 3 workers "
             f"({mid_tree} mid-tree); {len(disturbed.states)} actions "
-            f"({production.status_counts(disturbed)}), the same as undisturbed; "
+            f"({outcomes.status_counts(disturbed)}), the same as undisturbed; "
             f"effects {sum(disturbed.effects.values())}, none twice; "
             f"{production.job_attempts(rig, disturbed)} job attempts; "
             f"{retried} activities retried (max attempt {most}), {broken} workflow tasks "
@@ -149,7 +150,7 @@ async def test_a_kill_inside_the_window(
         retried, most, _ = await production.retries(rig, disturbed)
         figures(
             f"{backend(reliability_db)}: {window} fired {fired}x, {restarts} worker restarts; "
-            f"{len(disturbed.states)} actions ({production.status_counts(disturbed)}), the "
+            f"{len(disturbed.states)} actions ({outcomes.status_counts(disturbed)}), the "
             f"same as undisturbed; effects {sum(disturbed.effects.values())}, none twice; "
             f"{retried} activities retried (max attempt {most}); tree {seconds:.1f}s"
         )
