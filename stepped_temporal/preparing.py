@@ -213,8 +213,10 @@ def _claim(
     action_id = data.action.action_id
     found = claims.claim(session, key, action_id, checksum_key, checksum, list(data.ancestry))
     if found.claimed:
-        if found.fresh and checksum is not None and achievements.exists(
-            session, checksum_key, checksum
+        if (
+            found.fresh
+            and checksum is not None
+            and achievements.exists(session, checksum_key, checksum)
         ):
             # S3.4 after all: the holder we found gone granted this very work as it
             # gave the key up — after our first look (each statement sees what was
