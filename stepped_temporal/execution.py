@@ -97,8 +97,10 @@ async def _awaiting(future: asyncio.Future[T], details: list[Any] | None, budget
     )
     tick = interval if details is None else min(interval or REPORT_WITHIN, REPORT_WITHIN)
     late_at = None  # when a budgeted unit still running counts as failed
+    late_after = 0.0
     if budget and info.start_to_close_timeout:
-        late_at = loop.time() + info.start_to_close_timeout.total_seconds() * budgets.LATE
+        late_after = info.start_to_close_timeout.total_seconds() * budgets.LATE
+        late_at = loop.time() + late_after
     sent: Any = None  # the report the last heartbeat carried
     last = loop.time()
     while True:
@@ -108,8 +110,7 @@ async def _awaiting(future: asyncio.Future[T], details: list[Any] | None, budget
             return future.result()
         if late_at is not None and loop.time() >= late_at:
             late_at = None
-            seconds = (info.start_to_close_timeout or timedelta(0)).total_seconds() * budgets.LATE
-            final = await budgets.late(budget, seconds)
+            final = await budgets.late(budget, late_after)
             if final is not None:
                 raise final
         report = details[0] if details else None

@@ -26,6 +26,7 @@ from temporalio.converter import JSONPlainPayloadConverter
 
 from ..wire import encode
 from .schema import StepRecord
+from .sessions import upsert
 
 __all__ = ["count_failure", "find", "prune", "record", "record_key"]
 
@@ -84,18 +85,14 @@ def count_failure(
     """Record that `attempt` of an activity failed in user code; how many of its
     attempts so far did (budgets.py). Idempotent per attempt."""
     prefix = f"{run_id}/failed/{activity_id}/"
-    session.execute(
-        sa.delete(_TABLE).where(_TABLE.c.key == prefix + str(attempt))
-    )  # a repeated count of the same attempt replaces its row
-    session.connection().execute(
-        _RECORD,
-        {
-            "key": prefix + str(attempt),
-            "action_id": action_id,
-            "outcome": "",
-            "created_at": datetime.now(UTC),
-        },
-    )
+    now = datetime.now(UTC)
+    values = {
+        "key": prefix + str(attempt),
+        "action_id": action_id,
+        "outcome": "",
+        "created_at": now,
+    }
+    upsert(session, StepRecord, values, key="key", changes={"created_at": now})
     keys = [prefix + str(number) for number in range(1, attempt + 1)]
     counted = session.scalar(sa.select(sa.func.count()).where(_TABLE.c.key.in_(keys)))
     return int(counted or 0)
