@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -260,7 +262,7 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         if not in_memory:
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(dbapi_connection, float(connect_args["timeout"]))
 
     @sa.event.listens_for(engine, "begin")
     def _begin_immediate(connection: sa.Connection) -> None:
@@ -268,6 +270,26 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _use_wal(dbapi_connection: Any, patience: float) -> None:
+    """Switch a SQLite file to write-ahead logging (kept by the file once set).
+
+    On a fresh file several connections may switch at once; SQLite answers the
+    losers "database is locked" at once, without waiting out its busy timeout, so
+    they try again until the file is in WAL mode or `patience` runs out.
+    """
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 def is_handled(error: BaseException) -> bool:
