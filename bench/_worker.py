@@ -4,8 +4,10 @@ The harness starts a fresh one per variant per run, reads its memory from
 /proc/<pid>/status, and stops it with SIGTERM. It prints ``ready`` on stdout
 once it polls its task queue. Both variants get the same limits: workflow
 cache, concurrent workflow tasks, concurrent activities (and as many threads
-for the synchronous database code), and the sandbox with the code's own
-package passed through.
+for the synchronous database code). Workflow code: the raw workflows run in
+Temporal's sandbox with the bench package passed through, as a user's own
+workflows would (`BENCH_RAW_SANDBOX=0`: without it); Stepped's run as
+`create_worker()` runs them, outside it (`STEPPED_WORKFLOW_SANDBOX=1`: inside).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 
@@ -68,10 +70,16 @@ def _raw_worker(client: Client, args: argparse.Namespace) -> Worker:
         activity_executor=ThreadPoolExecutor(
             max_workers=args.max_activities, thread_name_prefix="raw-activity"
         ),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
-        ),
+        workflow_runner=_raw_runner(),
         **_limits(args),
+    )
+
+
+def _raw_runner() -> WorkflowRunner:
+    if os.environ.get("BENCH_RAW_SANDBOX", "1") == "0":
+        return UnsandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
     )
 
 

@@ -1,13 +1,25 @@
-"""`create_worker()`: a Temporal worker with every Stepped workflow and activity (S10.3)."""
+"""`create_worker()`: a Temporal worker with every Stepped workflow and activity (S10.3).
+
+Stepped's workflows run outside Temporal's sandbox by default. The sandbox
+guards *user* workflow code — it re-creates the code's modules per run and
+refuses wall-clock time, I/O and randomness — and Stepped runs no user code
+in a workflow: its workflow modules only interpret what activities report
+(ARCHITECTURE: determinism), and they were passed through the sandbox anyway.
+What the sandbox still cost was about a quarter of a fan-out's worker CPU
+(every activation and every payload sequence re-enters it; bench/RESULTS.md).
+CI runs the suite on the time-skipping server with `STEPPED_WORKFLOW_SANDBOX=1`,
+so the sandbox keeps checking Stepped's own workflow code; users may set it too.
+"""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from . import tracing
@@ -22,6 +34,8 @@ from .workflows import ActionWorkflow
 #: passing the package through keeps the sandbox from re-importing it (and
 #: SQLAlchemy) on every run — seconds per task on a worker without a cache.
 PASSTHROUGH = ("stepped_temporal", "sqlalchemy", "opentelemetry")
+#: set to 1 to run Stepped's workflows in Temporal's sandbox (see above)
+SANDBOX_VARIABLE = "STEPPED_WORKFLOW_SANDBOX"
 #: how long exactly-once records are kept (pruned when a worker starts)
 RECORDS_KEPT = timedelta(days=7)
 
@@ -31,7 +45,8 @@ def create_worker(**kwargs: Any) -> Worker:
 
     Creates Stepped's own tables in the configured database where they are
     missing; with `configure(tracing=...)` adds the tracing interceptors
-    (tracing.py). Keyword arguments pass through to `Worker`.
+    (tracing.py). Keyword arguments pass through to `Worker`; the default
+    `workflow_runner` is `workflow_runner()`.
     """
     current = settings()
     client = kwargs.pop("client", None) or current.client
@@ -46,12 +61,7 @@ def create_worker(**kwargs: Any) -> Worker:
     slots = kwargs.setdefault("max_concurrent_activities", 100)
     set_executor(ThreadPoolExecutor(max_workers=slots, thread_name_prefix="stepped-activity"))
     kwargs.setdefault("task_queue", current.task_queue)
-    kwargs.setdefault(
-        "workflow_runner",
-        SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
-    )
+    kwargs.setdefault("workflow_runner", workflow_runner())
     if current.tracing:
         given = list(kwargs.get("interceptors", ()))
         present = [*client.config().get("interceptors", ()), *given]
@@ -61,4 +71,16 @@ def create_worker(**kwargs: Any) -> Worker:
         workflows=[ActionWorkflow, LaneWorkflow],
         activities=list(ALL_ACTIVITIES),
         **kwargs,
+    )
+
+
+def workflow_runner(sandboxed: bool | None = None) -> WorkflowRunner:
+    """The runner `create_worker()` gives Stepped's workflows: unsandboxed, unless
+    `sandboxed` (default: `STEPPED_WORKFLOW_SANDBOX=1` in the environment)."""
+    if sandboxed is None:
+        sandboxed = os.environ.get(SANDBOX_VARIABLE, "") not in ("", "0")
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
     )

@@ -12,17 +12,20 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import stepped_temporal as stepped
 from stepped_temporal.lanes import LaneWorkflow
-from stepped_temporal.worker import PASSTHROUGH
+from stepped_temporal.worker import workflow_runner
 from stepped_temporal.workflows import ActionWorkflow
 from tests.support import car_class
 
+#: both runners: Stepped's default (no sandbox) and Temporal's sandbox
+RUNNERS = pytest.mark.parametrize("sandboxed", [False, True], ids=["unsandboxed", "sandboxed"])
 
+
+@RUNNERS
 @pytest.mark.time_skipping
-async def test_histories_of_a_tree_replay(stepped_env):
+async def test_histories_of_a_tree_replay(stepped_env, sandboxed):
     Car = car_class()
     tour = Car.stepped_action("tour")
 
@@ -57,9 +60,7 @@ async def test_histories_of_a_tree_replay(stepped_env):
     histories = [await stepped_env.client.get_workflow_handle(i).fetch_history() for i in ids]
     replayer = Replayer(
         workflows=[ActionWorkflow, LaneWorkflow],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(sandboxed),
     )
     for history in histories:
         assert len(history.events) > 3
@@ -70,10 +71,11 @@ async def test_histories_of_a_tree_replay(stepped_env):
 HISTORIES = Path(__file__).parent / "histories"
 
 
+@RUNNERS
 @pytest.mark.parametrize(
     "recorded", sorted(HISTORIES.glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}"
 )
-async def test_histories_recorded_by_an_older_version_replay(recorded):
+async def test_histories_recorded_by_an_older_version_replay(recorded, sandboxed):
     """Histories recorded by an earlier version (tests/histories/<commit>/, made by
     tests/histories/record.py: a tree with a before hook, waits, a fan-out, three
     calls on a busy lane, an outbound action with a timeout completed from outside,
@@ -83,9 +85,7 @@ async def test_histories_recorded_by_an_older_version_replay(recorded):
     history = WorkflowHistory.from_json(recorded.stem, recorded.read_text())
     replayer = Replayer(
         workflows=[ActionWorkflow, LaneWorkflow],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(sandboxed),
     )
     replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replayed.replay_failure is None, f"{recorded}: {replayed.replay_failure}"
