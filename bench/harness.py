@@ -344,6 +344,9 @@ class WorkerProcess:
         if profiles:  # py-spy samples the worker until it exits (see README)
             Path(profiles).mkdir(parents=True, exist_ok=True)
             target = Path(profiles) / f"{variant}-{queue}.txt"
+            if shutil.which("py-spy") is None:  # or the worker would be left running
+                await worker.stop()
+                raise RuntimeError("BENCH_PROFILE needs py-spy on the PATH: pip install py-spy")
             worker.profiler = await asyncio.create_subprocess_exec(
                 *["py-spy", "record", "--pid", str(process.pid), "--format", "raw"],
                 *[
