@@ -286,7 +286,8 @@ def _use_wal(dbapi_connection: Any, patience: float) -> None:
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() >= deadline:
+            busy = error.sqlite_errorcode == sqlite3.SQLITE_BUSY  # "database is locked"
+            if not busy or time.monotonic() >= deadline:
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 0.1)

@@ -76,7 +76,8 @@ def create_worker(**kwargs: Any) -> Worker:
 
 def workflow_runner(sandboxed: bool | None = None) -> WorkflowRunner:
     """The runner `create_worker()` gives Stepped's workflows: unsandboxed, unless
-    `sandboxed` (default: `STEPPED_WORKFLOW_SANDBOX=1` in the environment)."""
+    `sandboxed` (default: whether `STEPPED_WORKFLOW_SANDBOX` is set to anything but
+    0 or nothing, such as 1)."""
     if sandboxed is None:
         sandboxed = os.environ.get(SANDBOX_VARIABLE, "") not in ("", "0")
     if not sandboxed:
