@@ -145,6 +145,9 @@ async def test_waits_in_a_custom_lane_and_shared_by_checksum_skip_time(temporal)
     one, two = create(Car, id=1), create(Car, id=2)
 
     first = await stepped.start(one, "service", 5)
+    # two starts race to the key (S9.1: start() returns before prepare claims it),
+    # so let the first hold it before the second joins the lane behind it
+    await settle(first, lambda s: s.status == "performing")
     second = await stepped.start(two, "service", 7)
     washing = await stepped.start(one, "wash")
     await settle(washing, lambda s: s.status == "performing")
