@@ -3,8 +3,8 @@
     python -m bench.leaf_cost --leaves 2000
     python -m bench.leaf_cost --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-A one-step Stepped leaf does all its database work in ONE activity, `prepare`
-(claim the key, erase the achievement, then run the step and record it). The
+A one-step Stepped leaf does all its database work in ONE local activity,
+`prepare` (claim the key, erase the achievement, then run the step and record it). The
 raw leaf's activity is `bench_raw_visit`: one UPDATE in one transaction. Both
 run here through Temporal's `ActivityEnvironment` — the real activity code,
 with its thread hop and payloads, but no server and no workflow — one leaf at
@@ -71,8 +71,11 @@ async def _stepped_leaf(environment: ActivityEnvironment, car_id: int) -> None:
         arguments=[],
         root=False,
     )
-    # step records are keyed by the workflow run: one per leaf, as in a real fan-out
-    environment.info = dataclasses.replace(environment.info, workflow_run_id=uuid.uuid4().hex)
+    # step records are keyed by the workflow run: one per leaf, as in a real fan-out;
+    # prepare runs as a local activity (ActionInput.revision 2)
+    environment.info = dataclasses.replace(
+        environment.info, workflow_run_id=uuid.uuid4().hex, is_local=True
+    )
     prepared = await environment.run(
         prepare, encode(PrepareInput(context, "bench-leaf-cost", perform_first_step=True))
     )

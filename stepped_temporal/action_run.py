@@ -10,6 +10,7 @@ and finish read it — one state, the way a lane keeps its state in `LaneState`.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -21,7 +22,20 @@ with workflow.unsafe.imports_passed_through():
     from .wait_for import Probe
     from .workflow_support import signal
 
-__all__ = ["ActionRun"]
+__all__ = ["ActionRun", "initial_data"]
+
+
+def initial_data(input: ActionInput) -> ActionData:
+    """The action as it starts: pending, as its input gave it."""
+    return ActionData(
+        id=input.action_id,
+        actor_type=input.actor_type,
+        actor_id=input.actor_id,
+        name=input.name,
+        arguments=list(input.arguments),
+        root=input.parent is None,
+        parent_id=input.parent.workflow_id if input.parent else None,
+    )
 
 
 class ActionRun:
@@ -29,15 +43,7 @@ class ActionRun:
 
     def __init__(self, input: ActionInput) -> None:
         self.input = input
-        self.data = ActionData(
-            id=input.action_id,
-            actor_type=input.actor_type,
-            actor_id=input.actor_id,
-            name=input.name,
-            arguments=list(input.arguments),
-            root=input.parent is None,
-            parent_id=input.parent.workflow_id if input.parent else None,
-        )
+        self.data = initial_data(input)
         #: what prepare found (None until it ran)
         self.prepared: Prepared | None = None
         #: the lane's verdicts not acted on yet, in the order they came
@@ -82,6 +88,18 @@ class ActionRun:
             concurrency_key=data.concurrency_key,
             status=data.status,
         )
+
+    def now(self) -> str:
+        """The time to give `ActionData` (deterministic): the workflow's, but never
+        before what prepare stamped. A local prepare runs inside the workflow task,
+        whose clock stands still meanwhile, so a step that ran there ended after
+        the time the workflow sees until its next task."""
+        current = workflow.now()
+        prepared = self.prepared
+        stamped = prepared and (prepared.first_step_completed_at or prepared.first_step_started_at)
+        if stamped:
+            current = max(current, datetime.fromisoformat(stamped))
+        return current.isoformat()
 
     def upsert(self, update: SearchAttributeUpdate[str], *, later: bool = False) -> None:
         """Update one of Stepped's search attributes, when the action keeps them (S9.3).

@@ -7,7 +7,7 @@ import logging
 import uuid
 import weakref
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -25,6 +25,7 @@ from .errors import ArgumentTypeError
 from .failures import action_data
 from .keys import tenancy_key
 from .messages import REVISION, ActionData, ActionInput, Prepared
+from .prepare_view import QUERY_PATIENCE, in_prepare, query_timed_out
 from .registry import ActorBase, actor_ref
 from .results import ActionResult, ActionState
 from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, summary
@@ -90,7 +91,14 @@ class ActionHandle:
 
     async def describe(self) -> ActionState:
         """The action's state now; works after completion too."""
-        data = await self._query()
+        try:
+            data = await self._query(QUERY_PATIENCE)
+        except RPCError as error:
+            if not query_timed_out(error):
+                raise
+            # busy in a workflow task: a local prepare running the first step, most likely
+            data = await in_prepare(self._client, self.id) or await self._query()
+            return ActionState.from_data(data)
         if data.status == "pending" and data.concurrency_key is None:
             # prepare has not returned: it may have claimed the key and be running
             # the first step already (then it said so by heartbeat), or be done now
@@ -98,8 +106,10 @@ class ActionHandle:
             data = data.performing_in_prepare(prepared) if prepared else await self._query()
         return ActionState.from_data(data)
 
-    async def _query(self) -> ActionData:
-        data: ActionData = await self.workflow.query("describe", result_type=ActionData)
+    async def _query(self, patience: timedelta | None = None) -> ActionData:
+        data: ActionData = await self.workflow.query(
+            "describe", result_type=ActionData, rpc_timeout=patience
+        )
         return data
 
     async def _performing_in_prepare(self) -> Prepared | None:

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from .messages import FinishInput, FinishOutcome
     from .search_attributes import STATUS
     from .wire import decode, encode
-    from .workflow_support import SYSTEM_RETRY, duration, now
+    from .workflow_support import SYSTEM_RETRY, run_activity
 
 __all__ = ["Ending", "finish"]
 
@@ -46,7 +46,7 @@ async def finish(action: ActionRun, ending: Ending) -> None:
     data.status = status
     if action.input.revision >= 1:  # the status describe() gives from now on
         action.upsert(STATUS.value_set(status))
-    data.completed_at = action.released_at or now()
+    data.completed_at = action.released_at or action.now()
     prepared = action.prepared
     run_callbacks = (
         ending.callbacks and prepared is not None and status in prepared.callback_statuses
@@ -63,27 +63,18 @@ async def finish(action: ActionRun, ending: Ending) -> None:
             )
         )
         timeout = timedelta(seconds=prepared.activity_timeout if prepared else 600.0)
-        if action.input.revision >= 1 and not run_callbacks:
-            # Only books to keep (give the key up, grant): idempotent statements,
-            # so a local activity — a marker in this task, not three events and
-            # another task — as a parent whose children ended needs (a chain of
-            # actions pays this at every level).
-            raw = await workflow.execute_local_activity(
-                "stepped_finish",
-                finishing,
-                result_type=dict,
-                start_to_close_timeout=timeout,
-                retry_policy=SYSTEM_RETRY,
-            )
-        else:
-            raw = await workflow.execute_activity(
-                "stepped_finish",
-                finishing,
-                result_type=dict,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=duration(prepared.heartbeat_timeout if prepared else None),
-                retry_policy=SYSTEM_RETRY,
-            )
+        # Only books to keep (give the key up, grant; idempotent statements): a
+        # local activity — a marker in this task, not three events and another
+        # task — as a parent whose children ended needs (a chain of actions pays
+        # this at every level).
+        raw = await run_activity(
+            "stepped_finish",
+            finishing,
+            local=action.input.revision >= 1 and not run_callbacks,
+            timeout=timeout,
+            heartbeat_timeout=prepared.heartbeat_timeout if prepared else None,
+            retry=SYSTEM_RETRY,
+        )
         outcome = decode(FinishOutcome, raw)
         failed_callbacks = outcome.failed
         action.lane_owned = action.lane_owned or outcome.lane_owned

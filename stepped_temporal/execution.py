@@ -95,6 +95,8 @@ async def _awaiting(future: asyncio.Future[T], details: list[Any] | None, budget
     interval = (
         max(info.heartbeat_timeout.total_seconds() / 3, 0.1) if info.heartbeat_timeout else None
     )
+    if info.is_local:  # it cannot heartbeat: the workflow task waits for it (see prepare_view)
+        interval, details = None, None
     tick = interval if details is None else min(interval or REPORT_WITHIN, REPORT_WITHIN)
     late_at = None  # when a budgeted unit still running counts as failed
     late_after = 0.0
@@ -195,7 +197,10 @@ def error_data(error: BaseException) -> ErrorData:
 
 
 def attempt() -> int:
-    return activity.info().attempt
+    """This attempt's number, for `records.find` (1: nothing to find). 0 — look — in a
+    local activity: its attempts start again at 1 when a worker is lost mid-task."""
+    info = activity.info()
+    return 0 if info.is_local else info.attempt
 
 
 def unit_key(unit: str) -> str:

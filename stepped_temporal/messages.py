@@ -10,7 +10,7 @@ from typing import Any
 
 PAYLOAD_VERSION = 1
 #: the workflow behaviour inputs written now ask for (`ActionInput.revision`)
-REVISION = 1
+REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,8 @@ class Prepared:
     first_step_failure: ErrorData | None = None
     #: when the claim let it perform and the first step started (`activities.stamp`)
     first_step_started_at: str | None = None
+    #: ... and when that step ended (in a local prepare, after the workflow's time)
+    first_step_completed_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,10 +164,10 @@ class ActionInput:
     #: keep Stepped's search attributes up to date (they are registered) (S9.3)
     search_attributes: bool = False
     #: which of the workflow's behaviour changes this action's history is written
-    #: with (`REVISION` for every input written now; 0 in older ones, whose
-    #: histories replay as recorded): from 1, search attributes are upserted as
-    #: few times as the run allows (action_run.py) and a finish that only keeps
-    #: books (release, grant: no after-callbacks) runs as a local activity
+    #: with (`REVISION` for inputs written now; 0 in older ones, which replay as
+    #: recorded): from 1, search attributes are upserted as few times as the run
+    #: allows (action_run.py) and a finish that only keeps books (release, grant)
+    #: is a local activity; from 2, prepare is one too (prepare_view.py)
     revision: int = 0
     #: the definition's retry policy, known before prepare runs `before` (S8.2)
     retry: RetryData | None = None

@@ -6,6 +6,13 @@ claim the concurrency key or join its lane (`store/claims.py`, S4.1) — a
 descendant finding its ancestor holding the key is deadlocked at once (S4.4).
 An action that claimed its key runs its first step here too when it can
 (`_perform_first_step`), saving the workflow an activity.
+
+The workflow runs it as a local activity (from `ActionInput.revision` 2), in its
+first workflow task: a one-step leaf is then one workflow task and no activity
+task on the server, as cheap as Temporal allows. A local activity cannot
+heartbeat, so a claimed action's report reaches `describe()` through its claim
+row instead (prepare_view.py), and its attempts count from 1 again after a lost
+worker, so every record is looked up (`execution.attempt`).
 """
 
 from __future__ import annotations
@@ -51,7 +58,8 @@ class HookOutcome:
 Joiner = Callable[[str, LaneJoin], None]
 
 #: Tells the world (by a heartbeat, if the step still runs a moment later) that a
-#: claimed action performs, and how (S9.2).
+#: claimed action performs, and how (S9.2): for a regular prepare activity, the
+#: one an input of revision 1 asks for.
 Reporter = Callable[[Prepared], None]
 
 
@@ -194,8 +202,10 @@ def _perform_first_step(data: PrepareInput, prepared: Prepared) -> Prepared:
             log.warning("action %s: step 0 left to the step activity: %r", context.action_id, error)
             return prepared
         log.warning("action %s: step 0 failed, to be retried: %r", context.action_id, error)
-        return replace(prepared, first_step_failure=error_data(error))
-    return replace(prepared, first_step=outcome)
+        return replace(
+            prepared, first_step_failure=error_data(error), first_step_completed_at=stamp()
+        )
+    return replace(prepared, first_step=outcome, first_step_completed_at=stamp())
 
 
 def _claim(

@@ -37,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         DEFAULT_RETRY,
         activity_error,
         duration,
-        now,
         reraise_cancellation,
         retry_policy,
         unit_policy,
@@ -96,7 +95,7 @@ class StepRuns:
             if ended is not None:
                 return ended
             await self._await_dependencies(step, outcome)
-            step.completed_at = action.released_at or now()
+            step.completed_at = action.released_at or action.now()
             if outcome.marked_failed or step.unsuccessful_actions_count:
                 step.status = "failed"
                 reason = (
@@ -140,7 +139,7 @@ class StepRuns:
         if ended is not None:
             return ended
         step.status = "succeeded"
-        step.completed_at = now()
+        step.completed_at = self._action.now()
         return outcome.status or "succeeded", None
 
     def _stop_if_interrupted(self) -> None:
@@ -174,7 +173,9 @@ class StepRuns:
         assert prepared is not None
         data.current_step_index = index
         started_at = prepared.first_step_started_at if index == 0 else None
-        step = StepData(index=index, status="performing", started_at=started_at or now())
+        step = StepData(
+            index=index, status="performing", started_at=started_at or self._action.now()
+        )
         data.steps.append(step)
         return step
 
@@ -228,7 +229,7 @@ class StepRuns:
 
     def _step_failed(self, step: StepData, error: ErrorData) -> tuple[str, ErrorData]:
         step.status = "failed"
-        step.completed_at = self._action.released_at or now()
+        step.completed_at = self._action.released_at or self._action.now()
         workflow.logger.warning(
             "action %s: step %d failed: %s: %s",
             self._action.data.id,

@@ -58,7 +58,9 @@ def create_worker(**kwargs: Any) -> Worker:
     with Session(get_engine()) as session, session.begin():
         # records only matter while an activity may be retried (store/records.py)
         records.prune(session, RECORDS_KEPT)
+    # one thread per slot: prepare runs as a local activity, beside the activities
     slots = kwargs.setdefault("max_concurrent_activities", 100)
+    slots += kwargs.setdefault("max_concurrent_local_activities", 100)
     set_executor(ThreadPoolExecutor(max_workers=slots, thread_name_prefix="stepped-activity"))
     kwargs.setdefault("task_queue", current.task_queue)
     kwargs.setdefault("workflow_runner", workflow_runner())

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from .messages import ErrorData, RetryData
-    from .wire import decode, encode
+    from .wire import Json, decode, encode
 
 T = TypeVar("T")
 
@@ -44,6 +44,7 @@ __all__ = [
     "received",
     "reraise_cancellation",
     "retry_policy",
+    "run_activity",
     "signal",
     "unit_policy",
 ]
@@ -72,6 +73,34 @@ def unit_policy(policy: RetryPolicy) -> RetryPolicy:
 def duration(seconds: float | None) -> timedelta | None:
     """A timeout in seconds as a timedelta; None (no timeout) for None or 0."""
     return timedelta(seconds=seconds) if seconds else None
+
+
+async def run_activity(
+    name: str,
+    argument: Any,
+    *,
+    local: bool,
+    timeout: timedelta,
+    heartbeat_timeout: float | None,
+    retry: RetryPolicy,
+) -> Json:
+    """Run Stepped's activity `name` (JSON in, JSON out): `local`, inside the workflow
+    task — no activity task, no task after it — or as an ordinary activity."""
+    result: Json
+    if local:
+        result = await workflow.execute_local_activity(
+            name, argument, result_type=dict, start_to_close_timeout=timeout, retry_policy=retry
+        )
+    else:
+        result = await workflow.execute_activity(
+            name,
+            argument,
+            result_type=dict,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=duration(heartbeat_timeout),
+            retry_policy=retry,
+        )
+    return result
 
 
 def reraise_cancellation(error: ActivityError) -> None:

@@ -18,7 +18,7 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from . import action_probes, metrics, timers
@@ -45,10 +45,10 @@ with workflow.unsafe.imports_passed_through():
         DEFAULT_RETRY,
         accepted,
         activity_error,
-        duration,
         now,
         received,
         retry_policy,
+        run_activity,
         signal,
         unit_policy,
     )
@@ -185,7 +185,7 @@ class ActionWorkflow:
             return None
         try:
             prepared = input.prepared or await self._prepare_activity(input)
-        except ActivityError as error:
+        except (ActivityError, ApplicationError) as error:  # (a local one fails bare)
             await self._report_joined()
             self._fail_early(activity_error(error))
             return None
@@ -200,28 +200,26 @@ class ActionWorkflow:
 
     async def _prepare_activity(self, input: ActionInput) -> Prepared:
         action = self._action
-        return decode(
-            Prepared,
-            await workflow.execute_activity(
-                "stepped_prepare",
-                encode(
-                    PrepareInput(
-                        action.context(),
-                        input.task_queue,
-                        input.parent,
-                        list(input.ancestry),
-                        # a sibling waits for our join: report it without running a step
-                        perform_first_step=not input.report_joined,
-                        search_attributes=input.search_attributes,
-                        budget=(input.retry or DEFAULT_RETRY).maximum_attempts,
-                    )
-                ),
-                result_type=dict,
-                start_to_close_timeout=timedelta(seconds=input.activity_timeout or 600.0),
-                heartbeat_timeout=duration(input.heartbeat_timeout),
-                retry_policy=unit_policy(retry_policy(input.retry or DEFAULT_RETRY)),
-            ),
+        argument = PrepareInput(
+            action.context(),
+            input.task_queue,
+            input.parent,
+            list(input.ancestry),
+            # a sibling waits for our join: report it without running a step
+            perform_first_step=not input.report_joined,
+            search_attributes=input.search_attributes,
+            budget=(input.retry or DEFAULT_RETRY).maximum_attempts,
         )
+        # from revision 2 a local activity: nothing waits on the server (prepare_view.py)
+        result = await run_activity(
+            "stepped_prepare",
+            encode(argument),
+            local=input.revision >= 2,
+            timeout=timedelta(seconds=input.activity_timeout or 600.0),
+            heartbeat_timeout=input.heartbeat_timeout,
+            retry=unit_policy(retry_policy(input.retry or DEFAULT_RETRY)),
+        )
+        return decode(Prepared, result)
 
     async def _report_joined(self) -> None:
         """Tell the parent we are in our lane (or done), so the next sibling joins (S4.8)."""

@@ -165,6 +165,43 @@ async def listed(client, query: str, count: int) -> list[str]:
         await asyncio.sleep(0.2)
 
 
+async def _activities(workflow) -> list[tuple[str, int]]:
+    """Each activity a workflow ran, in order, with its (last) attempt: a regular one
+    by its type name, a local one (recorded as a marker) as "local <type>"."""
+    import json
+
+    from temporalio.api.enums.v1 import EventType
+
+    history = await workflow.fetch_history()
+    found = []
+    scheduled = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = len(found)
+            found.append((event.activity_task_scheduled_event_attributes.activity_type.name, 0))
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            index = scheduled[started.scheduled_event_id]
+            found[index] = (found[index][0], started.attempt)
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity":
+                data = json.loads(marker.details["data"].payloads[0].data)
+                found.append((f"local {data['activity_type']}", data["attempt"]))
+    return found
+
+
+async def activities_run(client, workflow_id: str) -> list[str]:
+    """The activities a workflow ran, in order: a regular one by its type name, a
+    local one (recorded as a marker) as "local <type>"."""
+    return [name for name, _ in await _activities(client.get_workflow_handle(workflow_id))]
+
+
+async def activity_attempts(handle) -> list[int]:
+    """The attempt number each activity of an action ended on (regular or local)."""
+    return [attempt for _, attempt in await _activities(handle.workflow)]
+
+
 @asynccontextmanager
 async def configured(env, folder, **settings) -> AsyncIterator[None]:
     """Stepped configured on `env`'s client the way a user would — a fresh SQLite

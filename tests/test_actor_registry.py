@@ -15,7 +15,7 @@ from stepped_temporal import registry
 from stepped_temporal.config import settings
 from stepped_temporal.failures import action_data
 from stepped_temporal.messages import ActionData, ActionInput
-from tests.support import car_class
+from tests.support import activity_attempts, car_class
 
 
 @pytest.fixture
@@ -48,14 +48,6 @@ def _lorry_class(step_name: str) -> type:
     haul = Lorry.stepped_action("haul")
     haul.step(lambda lorry, step: getattr(lorry, step_name)())
     return Lorry
-
-
-async def _activity_attempts(handle: stepped.ActionHandle) -> list[int]:
-    return [
-        event.activity_task_started_event_attributes.attempt
-        async for event in handle.workflow.fetch_history_events()
-        if event.HasField("activity_task_started_event_attributes")
-    ]
 
 
 async def test_mapped_actor_is_loaded_by_primary_key(stepped_env):
@@ -312,7 +304,7 @@ async def test_deleted_actor_fails_with_actor_not_found_at_once(stepped_env):
     assert result.error is not None and result.error.type == "ActorNotFound"
     assert "Car" in result.error.message and "4" in result.error.message
     assert result.steps == ()
-    assert await _activity_attempts(handle) == [1]
+    assert await activity_attempts(handle) == [1]
     assert elapsed < 10, f"failing on a deleted actor took {elapsed:.1f}s"
 
 
@@ -339,7 +331,7 @@ async def test_actor_deleted_between_steps_fails_the_next_step(stepped_env):
     assert result.error is not None and result.error.type == "ActorNotFound"
     assert [s.status for s in result.steps] == ["succeeded", "failed"]
     assert ran == []
-    assert all(attempt == 1 for attempt in await _activity_attempts(handle))
+    assert all(attempt == 1 for attempt in await activity_attempts(handle))
 
 
 async def test_deleted_actor_in_arguments_fails_the_action(stepped_env):

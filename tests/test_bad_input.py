@@ -28,7 +28,7 @@ from stepped_temporal.config import settings
 from stepped_temporal.failures import FAILURE_TYPES, action_data
 from stepped_temporal.messages import PAYLOAD_VERSION, ActionData, ActionInput
 from stepped_temporal.testing import handle_stepped_action_exceptions
-from tests.support import car_class, until
+from tests.support import activity_attempts, car_class, until
 
 #: 3 MiB: past the 2 MB a Temporal server accepts in one payload (BlobSizeLimitError).
 OVERSIZED = "x" * (3 * 1024 * 1024)
@@ -95,15 +95,6 @@ def _steps_done(state) -> bool:
     """Performing, its last step succeeded: only the completion from outside is left."""
     done = bool(state.steps) and state.steps[-1].status == "succeeded"
     return state.status == "performing" and done
-
-
-async def _activity_attempts(handle: stepped.ActionHandle) -> list[int]:
-    """The attempt number of each activity the action ran (history keeps the last one)."""
-    return [
-        event.activity_task_started_event_attributes.attempt
-        async for event in handle.workflow.fetch_history_events()
-        if event.HasField("activity_task_started_event_attributes")
-    ]
 
 
 @pytest.fixture
@@ -607,7 +598,7 @@ async def test_11_a_negative_wait_fails_at_once_even_when_exceptions_are_narrowe
 
     assert result.status == "failed"
     assert result.error is not None and "negative" in result.error.message, result.error
-    assert set(await _activity_attempts(handle)) == {1}  # the step ran once: no retry
+    assert set(await activity_attempts(handle)) == {1}  # the step ran once: no retry
 
 
 # -- 12. key functions returning what cannot be a key ------------------------
@@ -631,7 +622,7 @@ async def test_12_a_checksum_function_returning_an_object_fails_at_once_naming_i
     message = result.error.message
     assert "checksum" in message and "object" in message, message
     assert result.steps == () and result.concurrency_key is None
-    assert set(await _activity_attempts(handle)) == {1}  # prepare ran once: no retry
+    assert set(await activity_attempts(handle)) == {1}  # prepare ran once: no retry
     assert stepped_env.reload(car).mileage == 0
 
 

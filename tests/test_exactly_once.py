@@ -10,6 +10,8 @@ lets the first attempt of an activity run to the end, then fails it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from temporalio.common import RetryPolicy
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -24,8 +27,11 @@ from temporalio.worker import (
 )
 
 import stepped_temporal as stepped
+from stepped_temporal.messages import ActionContext, PrepareInput
+from stepped_temporal.preparing import prepare
 from stepped_temporal.store import LaneClaim, StepRecord
 from stepped_temporal.testing import SteppedTestEnvironment, handle_stepped_action_exceptions
+from stepped_temporal.wire import encode
 from tests.databases import postgres_schema, postgres_unreachable
 from tests.support import achievement, car_class
 
@@ -140,6 +146,40 @@ async def test_a_lost_prepare_that_ran_the_whole_action_leaves_no_claim(losing_e
     with env.session() as session:
         assert session.scalars(sa.select(LaneClaim.concurrency_key)).all() == []
     assert achievement(env, "Car/1/wash") == stepped.checksum("clean")
+
+
+async def test_a_local_prepare_run_again_from_attempt_one_finds_its_first_step(stepped_db_env):
+    """Prepare is a local activity (revision 2), whose attempts start again at 1
+    when its worker is lost mid-task (the next worker replays a history with no
+    marker yet): the second run, attempt 1 again, still finds the first run's
+    step record — it neither runs the step again nor leaves the key claimed."""
+    env = stepped_db_env
+    Car = car_class()
+    Car.stepped_action("wash").step(lambda car, step: car.honk())
+    car = env.create(Car, id=1)
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        environment.info, is_local=True, attempt=1, workflow_run_id=uuid.uuid4().hex
+    )
+    context = ActionContext(
+        action_id="Car/1/wash/0123456789abcdef",
+        actor_type="Car",
+        actor_id=1,
+        name="wash",
+        arguments=[],
+        root=True,
+    )
+    argument = encode(PrepareInput(context, "exactly-once", perform_first_step=True))
+
+    first = await environment.run(prepare, argument)
+    again = await environment.run(prepare, argument)
+
+    assert first["outcome"] == again["outcome"] == "claimed"
+    assert first["first_step"]["released"] is True
+    assert again["first_step"] == first["first_step"], again
+    assert env.reload(car).honks == 1
+    with env.session() as session:
+        assert session.scalars(sa.select(LaneClaim.concurrency_key)).all() == []
 
 
 async def test_a_job_and_a_step_starting_children_commit_once(losing_env):

@@ -15,20 +15,10 @@ from temporalio.api.enums.v1 import EventType
 
 import stepped_temporal as stepped
 from stepped_temporal.testing import handle_stepped_action_exceptions
-from tests.support import achievement, car_class, performing, until
+from tests.support import achievement, activities_run, car_class, performing, until
 
 #: One entry per run of a step body, kept outside the rolled-back transactions.
 CALLS: list[str] = []
-
-
-async def _scheduled(env, workflow_id: str) -> list[str]:
-    """The activity types the action's workflow scheduled, in order."""
-    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
-    return [
-        event.activity_task_scheduled_event_attributes.activity_type.name
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
 
 
 async def test_describe_says_performing_while_prepare_runs_the_first_step(stepped_db_env):
@@ -60,7 +50,10 @@ async def test_describe_says_performing_while_prepare_runs_the_first_step(steppe
     result = await handle.result()
 
     assert result.status == "succeeded"
-    assert await _scheduled(stepped_db_env, handle.id) == ["stepped_prepare", "stepped_step"]
+    assert await activities_run(stepped_db_env.client, handle.id) == [
+        "local stepped_prepare",
+        "stepped_step",
+    ]
     assert result.started_at is not None and result.completed_at is not None
     first, second = result.steps
     assert first.started_at is not None and first.completed_at is not None
@@ -138,7 +131,10 @@ async def test_a_first_step_failing_in_prepare_succeeds_on_its_retry(stepped_env
     assert CALLS == ["bumpy", "bumpy"]
     assert result.status == "succeeded"
     assert stepped_env.reload(car).honks == 1
-    assert await _scheduled(stepped_env, handle.id) == ["stepped_prepare", "stepped_step"]
+    assert await activities_run(stepped_env.client, handle.id) == [
+        "local stepped_prepare",
+        "stepped_step",
+    ]
 
 
 async def test_outbound_and_timed_actions_run_their_first_step_as_an_activity(stepped_env):
@@ -158,9 +154,15 @@ async def test_outbound_and_timed_actions_run_their_first_step_as_an_activity(st
     paint_result = await painting.result()
 
     assert (timed_result.status, paint_result.status) == ("succeeded", "succeeded")
-    assert await _scheduled(stepped_env, timed_result.id) == ["stepped_prepare", "stepped_step"]
+    assert await activities_run(stepped_env.client, timed_result.id) == [
+        "local stepped_prepare",
+        "stepped_step",
+    ]
     # (an outbound action gives its key up in the finish activity, after the completion)
-    assert (await _scheduled(stepped_env, painting.id))[:2] == ["stepped_prepare", "stepped_step"]
+    assert (await activities_run(stepped_env.client, painting.id))[:2] == [
+        "local stepped_prepare",
+        "stepped_step",
+    ]
     assert stepped_env.reload(car).honks == 2
 
 
@@ -190,8 +192,11 @@ async def test_the_last_step_grants_the_achievement_itself(stepped_db_env):
     failed = await stepped.run(car, "wash", "acid")
 
     assert (washed.status, rinsed.status, again.status) == ("succeeded",) * 3
-    assert await _scheduled(stepped_db_env, washed.id) == ["stepped_prepare"]
-    assert await _scheduled(stepped_db_env, rinsed.id) == ["stepped_prepare", "stepped_step"]
+    assert await activities_run(stepped_db_env.client, washed.id) == ["local stepped_prepare"]
+    assert await activities_run(stepped_db_env.client, rinsed.id) == [
+        "local stepped_prepare",
+        "stepped_step",
+    ]
     assert achievement(stepped_db_env, "Car/1/rinse") == stepped.checksum("clear")
     assert again.steps == ()  # skipped: the step's grant was there
     assert failed.status == "failed"

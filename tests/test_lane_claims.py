@@ -14,7 +14,7 @@ import stepped_temporal as stepped
 from stepped_temporal.achievements import Achievement
 from stepped_temporal.lane_messages import LaneState
 from stepped_temporal.store import LaneClaim
-from tests.support import car_class, first_child, grant, joined, performing, until
+from tests.support import activities_run, car_class, first_child, grant, joined, performing, until
 
 
 def _claim(env, key: str) -> tuple[str | None, bool] | None:
@@ -55,10 +55,11 @@ async def test_the_claim_lives_exactly_as_long_as_the_action(stepped_db_env):
 
 
 @pytest.mark.time_skipping
-async def test_a_one_step_leaf_costs_one_activity_and_no_lane(stepped_db_env):
-    """The hot path: prepare claims the key and runs the step in one activity (a
-    hand-written leaf's shape); no lane workflow, no finish activity, and the parent
-    learns of the end from the child's completion (no signal either way)."""
+async def test_a_one_step_leaf_costs_one_workflow_task_and_no_lane(stepped_db_env):
+    """The hot path: prepare claims the key and runs the step in one local activity,
+    inside the leaf's first workflow task — no activity task, no second workflow
+    task; no lane workflow, no finish activity, and the parent learns of the end
+    from the child's completion (no signal either way)."""
     Car = car_class()
     fleet = Car.stepped_action("fleet")
     fleet.step(lambda car, step, others: step.on(others, "honk"))
@@ -69,11 +70,12 @@ async def test_a_one_step_leaf_costs_one_activity_and_no_lane(stepped_db_env):
     assert result.status == "succeeded"
     for child_id in result.steps[0].actions:
         events = await _events(stepped_db_env, child_id)
-        assert events.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
-        assert events.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 2
+        assert await activities_run(stepped_db_env.client, child_id) == ["local stepped_prepare"]
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in events
+        assert events.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 1
         assert EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED not in events
         assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED not in events
-        assert len(events) <= 11, f"{child_id}: {len(events)} events"
+        assert len(events) <= 8, f"{child_id}: {len(events)} events"
     parent = await _events(stepped_db_env, result.id)
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED not in parent
     assert [stepped_db_env.reload(c).honks for c in cars[1:]] == [1, 1]
@@ -194,8 +196,7 @@ async def test_an_achieved_start_runs_no_activity(stepped_db_env):
     wash_events = await _events(stepped_db_env, washed.id)
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in wash_events
     assert len(wash_events) == 5
-    polish_events = await _events(stepped_db_env, polished.id)
-    assert polish_events.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
+    assert await activities_run(stepped_db_env.client, polished.id) == ["local stepped_prepare"]
 
     # not achieved (another checksum): the work runs
     with stepped_db_env.session() as session, session.begin():

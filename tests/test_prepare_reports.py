@@ -1,7 +1,13 @@
-"""How prepare tells the world a claimed action performs its first step (S9.2):
-by a heartbeat carrying the report, sent only if the step still runs
-`REPORT_WITHIN` seconds after the claim — so a quick leaf costs the server no
-heartbeat call, and a slow step is still seen performing, heartbeats on or off.
+"""How the world learns that a claimed action performs its first step inside
+prepare (S9.2).
+
+Prepare runs as a local activity (`ActionInput.revision` 2): it never
+heartbeats, and while its first step runs the workflow answers no query, so
+`describe()` gives up waiting after `QUERY_PATIENCE` and reads the claim
+(prepare_view.py). An action started by an older version (revision 1, still
+in flight after an upgrade) runs prepare as a regular activity, which reports
+by one heartbeat if the step still runs `REPORT_WITHIN` seconds after the
+claim — so a quick leaf costs the server no heartbeat call.
 
 Heartbeats are counted by a worker interceptor, on the server the run chose
 (the time-skipping environment runs with heartbeats off, the dev server with
@@ -25,9 +31,11 @@ from temporalio.worker import (
 )
 
 import stepped_temporal as stepped
+from stepped_temporal import client as stepped_client
 from stepped_temporal.execution import REPORT_WITHIN
+from stepped_temporal.prepare_view import QUERY_PATIENCE
 from stepped_temporal.testing import SteppedTestEnvironment
-from tests.support import car_class, performing, until
+from tests.support import activities_run, car_class, performing, until
 
 
 class HeartbeatCounter(Interceptor):
@@ -71,22 +79,56 @@ async def test_quick_leaves_send_no_heartbeat():
         assert counter.counts["stepped_prepare"] == 0
 
 
-async def test_a_slow_first_step_is_reported_within_a_second():
-    """A first step that blocks: prepare reports it by one heartbeat within
-    REPORT_WITHIN of the claim, and describe() reads it — performing, with keys."""
+def _slow(Car, gate: threading.Event, entered: threading.Event):
+    """slow: one step that blocks until `gate` opens, on the key garage/<id>."""
+    slow = Car.stepped_action("slow")
+    slow.concurrency_key(lambda car: ["garage", car.id])
+
+    @slow.step
+    def _(car, step):
+        entered.set()
+        assert gate.wait(20), "the test never opened the gate"
+        car.honk()
+
+
+async def test_a_slow_first_step_in_a_local_prepare_is_described_from_its_claim():
+    """The workflow is busy in prepare's local activity: describe() waits
+    QUERY_PATIENCE, not the seconds the step takes, and says performing, with the
+    key the claim holds. No heartbeat is sent."""
     counter = HeartbeatCounter()
     async with SteppedTestEnvironment.start(interceptors=[counter]) as env:
         Car = car_class()
         gate, entered = threading.Event(), threading.Event()
-        slow = Car.stepped_action("slow")
-        slow.concurrency_key(lambda car: ["garage", car.id])
+        _slow(Car, gate, entered)
+        car = env.create(Car, id=7)
+        handle = await stepped.start(car, "slow")
+        assert await asyncio.to_thread(entered.wait, 10)
+        began = time.monotonic()
+        state = await handle.describe()
+        took = time.monotonic() - began
+        assert took < QUERY_PATIENCE.total_seconds() + 2, f"describe() waited {took:.1f}s"
+        assert performing(state), state
+        assert state.concurrency_key == "garage/7"
+        assert [(s.index, s.status) for s in state.steps] == [(0, "performing")]
+        gate.set()
+        result = await handle.result()
+        assert result.status == "succeeded"
+        assert result.concurrency_key == "garage/7"
+        assert env.reload(car).honks == 1
+        assert counter.counts["stepped_prepare"] == 0
+        assert await activities_run(env.client, handle.id) == ["local stepped_prepare"]
 
-        @slow.step
-        def _(car, step):
-            entered.set()
-            assert gate.wait(20), "the test never opened the gate"
-            car.honk()
 
+async def test_a_regular_prepare_of_an_older_input_reports_within_a_second(monkeypatch):
+    """An action started with revision 1 (by an older version): prepare is a regular
+    activity, which reports by one heartbeat within REPORT_WITHIN of the claim, and
+    describe() reads it — performing, with keys."""
+    monkeypatch.setattr(stepped_client, "REVISION", 1)
+    counter = HeartbeatCounter()
+    async with SteppedTestEnvironment.start(interceptors=[counter]) as env:
+        Car = car_class()
+        gate, entered = threading.Event(), threading.Event()
+        _slow(Car, gate, entered)
         car = env.create(Car, id=7)
         handle = await stepped.start(car, "slow")
         assert await asyncio.to_thread(entered.wait, 10)
@@ -105,3 +147,4 @@ async def test_a_slow_first_step_is_reported_within_a_second():
         result = await handle.result()
         assert result.status == "succeeded"
         assert env.reload(car).honks == 1
+        assert await activities_run(env.client, handle.id) == ["stepped_prepare"]

@@ -200,10 +200,10 @@ async def test_describe_is_complete_while_the_first_step_runs(temporal):
     gate = threading.Event()
     paint = Car.stepped_action("paint", outbound=True, timeout=timedelta(seconds=30))
     paint.concurrency_key(lambda car: "Car/maintenance")
-    paint.step(lambda car, step: gate.wait(10))
+    paint.step(lambda car, step: gate.wait(30))
     polish = Car.stepped_action("polish")  # claimed, one step: it runs inside prepare
     polish.checksum(lambda car: "shiny")
-    polish.step(lambda car, step: gate.wait(10))
+    polish.step(lambda car, step: gate.wait(30))
     car = create(Car, id=1)
 
     for name, expected in (
@@ -215,7 +215,7 @@ async def test_describe_is_complete_while_the_first_step_runs(temporal):
         seen = [await handle.describe()]
         while seen[-1].status != "performing":
             seen.append(await handle.describe())
-        for _ in range(20):  # the step still runs: every look says the same
+        for _ in range(10):  # the step still runs: every look says the same
             state = await handle.describe()
             assert state.status == "performing" and state.current_step_index == 0
             for field, value in expected.items():

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from ..lane_messages import LaneHolder
 from .schema import LaneClaim
 
-__all__ = ["Claim", "claim", "holder", "release"]
+__all__ = ["Claim", "claim", "held_by", "holder", "release"]
 
 
 @dataclass(frozen=True)
@@ -155,3 +155,9 @@ def holder(session: Session, key: str) -> str | None:
     """The action holding `key` by claim, when no lane workflow owns it (S9.5)."""
     row = session.get(LaneClaim, key)
     return row.holder if row is not None and not row.contended else None
+
+
+def held_by(session: Session, action_id: str) -> LaneClaim | None:
+    """The claim `action_id` holds, if any (an action holds at most one key). Scans the
+    table: claims are few (held keys, contended ones) and this read is rare."""
+    return session.scalars(sa.select(LaneClaim).where(LaneClaim.holder == action_id)).first()
