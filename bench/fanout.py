@@ -33,6 +33,9 @@ from .models import Fleet
 #: raw starts every child in one workflow task; raw-batched 50 per task, as Stepped
 #: does. Targets compare stepped with the better of the two (`best_raw`).
 VARIANTS = ["stepped", "raw", "raw-batched"]
+#: only when asked for (`--only`): raw-batched whose leaves run their activity as a
+#: local activity, as Stepped's prepare runs (not the targets' baseline: see README)
+OPTIONAL_VARIANTS = ["raw-local"]
 
 
 def default_deadline(leaves: int) -> float:
@@ -46,14 +49,16 @@ async def measure(bench: Bench, leaves: int, runs: int | None = None) -> Report:
     options = bench.options
     runs = runs or options.runs
     deadline = options.deadline or default_deadline(leaves)
-    variants = options.variants(VARIANTS)
+    variants = options.variants(VARIANTS + OPTIONAL_VARIANTS) if options.only else VARIANTS
     report = Report(
         title=f"fan-out {leaves}",
         leaves=leaves,
         unit="leaves",
         variants=variants,
         ratios=[
-            r for r in (("stepped", "raw"), ("stepped", "raw-batched")) if set(r) <= set(variants)
+            r
+            for r in (("stepped", "raw"), ("stepped", "raw-batched"), ("stepped", "raw-local"))
+            if set(r) <= set(variants)
         ],
     )
     timed_out: set[str] = set()
@@ -68,8 +73,8 @@ async def measure(bench: Bench, leaves: int, runs: int | None = None) -> Report:
                 body = _stepped_body(bench, fleet, first, leaves)
                 expected = leaves + 1  # lanes, for contended keys, come on top
             else:
-                batch = raw.START_BATCH if variant == "raw-batched" else 0
-                body = _raw_body(bench, first, leaves, batch)
+                batch = raw.START_BATCH if variant in ("raw-batched", "raw-local") else 0
+                body = _raw_body(bench, first, leaves, batch, local=variant == "raw-local")
                 expected = leaves + 1
             run = await run_variant(
                 bench,
@@ -110,11 +115,11 @@ def best_raw(report: Report) -> str:
     return min(known, key=lambda v: known[v]) if known else "raw"
 
 
-def _raw_body(bench: Bench, first: int, leaves: int, batch: int) -> Body:
+def _raw_body(bench: Bench, first: int, leaves: int, batch: int, local: bool = False) -> Body:
     async def body(queue: str, worker: WorkerProcess) -> Outcome:
         succeeded = await bench.client.execute_workflow(
             raw.RawFanout.run,
-            args=[first, leaves, batch],
+            args=[first, leaves, batch, True] if local else [first, leaves, batch],
             id=f"{queue}/fanout",
             task_queue=queue,
             search_attributes=raw.attributes(first, "fanout"),

@@ -57,7 +57,12 @@ def visit(car_id: int) -> None:
         raise LookupError(f"bench_cars row {car_id} is missing")
 
 
-async def _visit(car_id: int) -> None:
+async def _visit(car_id: int, local: bool = False) -> None:
+    if local:  # inside the workflow task, as Stepped's prepare runs
+        await workflow.execute_local_activity(
+            visit, car_id, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY
+        )
+        return
     await workflow.execute_activity(
         visit, car_id, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY
     )
@@ -76,11 +81,11 @@ def final_status(status: str) -> None:
 
 @workflow.defn(name="BenchRawVisit")
 class RawVisit:
-    """A leaf: one activity."""
+    """A leaf: one activity (`local`: a local activity)."""
 
     @workflow.run
-    async def run(self, car_id: int) -> None:
-        await _visit(car_id)
+    async def run(self, car_id: int, local: bool = False) -> None:
+        await _visit(car_id, local)
         final_status("succeeded")
 
 
@@ -96,10 +101,12 @@ class RawFanout:
     def __init__(self) -> None:
         self._open = 0
         self._starting = 0
+        self._local = False
 
     @workflow.run
-    async def run(self, first: int, count: int, batch: int = 0) -> int:
+    async def run(self, first: int, count: int, batch: int = 0, local: bool = False) -> int:
         parent = workflow.info().workflow_id
+        self._local = local
         tasks = []
         for number, car_id in enumerate(range(first, first + count)):
             if batch and number and number % batch == 0:
@@ -116,7 +123,7 @@ class RawFanout:
             try:
                 handle = await workflow.start_child_workflow(
                     RawVisit.run,
-                    car_id,
+                    args=[car_id, True] if self._local else [car_id],
                     id=child_id,
                     search_attributes=attributes(car_id, "visit"),
                 )
