@@ -32,6 +32,7 @@ __all__ = [
     "REPORT_WITHIN",
     "attempt",
     "error_data",
+    "first_task",
     "in_thread",
     "json_in_thread",
     "set_executor",
@@ -196,11 +197,18 @@ def error_data(error: BaseException) -> ErrorData:
     return ErrorData(type(error).__name__, str(error))
 
 
+#: a local activity of the workflow's first task (`PrepareInput.first_task`)
+first_task: contextvars.ContextVar[bool] = contextvars.ContextVar("stepped_first_task")
+
+
 def attempt() -> int:
-    """This attempt's number, for `records.find` (1: nothing to find). 0 — look — in a
-    local activity: its attempts start again at 1 when a worker is lost mid-task."""
+    """This attempt's number, for `records.find` (1: nothing to find). A local
+    activity's attempts start again at 1 when a worker is lost mid-task, so there
+    it is 0 (look) unless the workflow said it runs in its first task."""
     info = activity.info()
-    return 0 if info.is_local else info.attempt
+    if info.is_local and not first_task.get(False):
+        return 0
+    return info.attempt
 
 
 def unit_key(unit: str) -> str:

@@ -41,8 +41,9 @@ with workflow.unsafe.imports_passed_through():
     from .workflow_support import received
 
 LANE_WORKFLOW = "SteppedLane"
-#: continue-as-new past this many history events, to keep each run small
-HISTORY_LIMIT = 3000
+#: continue-as-new past this many history events, to keep each run small (a burst of
+#: joins taken in one task can add about a thousand more before the lane can)
+HISTORY_LIMIT = 2000
 
 
 @workflow.defn(name=LANE_WORKFLOW)

@@ -110,15 +110,16 @@ class PrepareInput:
     search_attributes: bool = False
     #: the action's maximum_attempts, counting failures of user code (budgets.py)
     budget: int = 0
+    #: run in the workflow's first task, nothing before it: no earlier run committed
+    first_task: bool = False
 
 
 @dataclass(frozen=True)
 class Prepared:
     """What prepare found: how the action goes on (S3.2-S3.4)."""
 
-    #: "claimed" (it holds its key and performs at once, no lane workflow),
-    #: "joined" (it joined its lane), "achieved", "deadlocked", "cancelled",
-    #: "completed" or "failed"
+    #: "claimed" (holds its key, performs at once, no lane workflow), "joined" (it
+    #: joined its lane), "achieved", "deadlocked", "cancelled", "completed", "failed"
     outcome: str
     arguments: list[Any]
     concurrency_key: str | None = None
@@ -163,10 +164,9 @@ class ActionInput:
     version: int = PAYLOAD_VERSION
     #: keep Stepped's search attributes up to date (they are registered) (S9.3)
     search_attributes: bool = False
-    #: which of the workflow's behaviour changes this action's history is written
-    #: with (`REVISION` for inputs written now; 0 in older ones, which replay as
-    #: recorded): from 1, search attributes are upserted as few times as the run
-    #: allows (action_run.py) and a finish that only keeps books (release, grant)
+    #: the workflow behaviour its history is written with (`REVISION` now; 0 in older
+    #: inputs, which replay as recorded): from 1, search attributes are upserted as
+    #: few times as the run allows (action_run.py) and a finish that only keeps books
     #: is a local activity; from 2, prepare is one too (prepare_view.py)
     revision: int = 0
     #: the definition's retry policy, known before prepare runs `before` (S8.2)

@@ -30,7 +30,7 @@ from .action_keys import checksum_of, concurrency_key_of, timeout_of
 from .arguments import encode_arguments
 from .config import heartbeat_seconds, settings
 from .definitions import Definition, resolve_definition
-from .execution import attempt, error_data, in_thread, stamp, unit_key
+from .execution import attempt, error_data, first_task, in_thread, stamp, unit_key
 from .keys import lane_id
 from .lane_messages import LaneJoin
 from .lane_starts import join_lane
@@ -268,6 +268,7 @@ async def prepare(input: Json) -> Json:
     """Run `before`, compute keys and checksum, check the achievement, claim the key
     or join the lane."""
     data = decode(PrepareInput, input)  # JSON both ways: see wire.py
+    first_task.set(data.first_task)  # (read by `attempt`, in the thread too)
     loop = asyncio.get_running_loop()
 
     details: list[Any] = []

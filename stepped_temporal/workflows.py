@@ -209,6 +209,8 @@ class ActionWorkflow:
             perform_first_step=not input.report_joined,
             search_attributes=input.search_attributes,
             budget=(input.retry or DEFAULT_RETRY).maximum_attempts,
+            # the first task's events: started, task scheduled, task started
+            first_task=workflow.info().get_current_history_length() <= 3,
         )
         # from revision 2 a local activity: nothing waits on the server (prepare_view.py)
         result = await run_activity(

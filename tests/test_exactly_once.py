@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -151,8 +152,10 @@ async def test_a_lost_prepare_that_ran_the_whole_action_leaves_no_claim(losing_e
 async def test_a_local_prepare_run_again_from_attempt_one_finds_its_first_step(stepped_db_env):
     """Prepare is a local activity (revision 2), whose attempts start again at 1
     when its worker is lost mid-task (the next worker replays a history with no
-    marker yet): the second run, attempt 1 again, still finds the first run's
-    step record — it neither runs the step again nor leaves the key claimed."""
+    marker yet): the second run, attempt 1 again but not in the workflow's first
+    task, still finds the first run's step record — it neither runs the step
+    again nor leaves the key claimed. The first run, in the first task, looked
+    no record up: none can exist."""
     env = stepped_db_env
     Car = car_class()
     Car.stepped_action("wash").step(lambda car, step: car.honk())
@@ -169,10 +172,22 @@ async def test_a_local_prepare_run_again_from_attempt_one_finds_its_first_step(s
         arguments=[],
         root=True,
     )
-    argument = encode(PrepareInput(context, "exactly-once", perform_first_step=True))
+    argument = PrepareInput(context, "exactly-once", perform_first_step=True)
+    lookups: list[str] = []
 
-    first = await environment.run(prepare, argument)
-    again = await environment.run(prepare, argument)
+    def looked(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("SELECT") and "stepped_step_records" in statement:
+            lookups.append(statement)
+
+    engine = stepped.config.get_engine()
+    sa.event.listen(engine, "before_cursor_execute", looked)
+    try:
+        first = await environment.run(prepare, encode(replace(argument, first_task=True)))
+        assert lookups == []
+        again = await environment.run(prepare, encode(argument))
+        assert len(lookups) == 1  # step 0's record: found, so nothing else runs
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", looked)
 
     assert first["outcome"] == again["outcome"] == "claimed"
     assert first["first_step"]["released"] is True
