@@ -306,7 +306,7 @@ async def test_a_burst_of_joins_before_the_first_task_is_taken_in_that_task(step
     detector and fail on every retry). An undecodable join is dropped, not fatal."""
     lane = await new_lane()
     first, last = await lane.probe("first"), await lane.probe("last")
-    await lane.start(LaneJoin(first))
+    started = await lane.start(LaneJoin(first))
     ghosts = [f"{lane.id}/ghost-{n}" for n in range(2000)]  # no workflows behind them
     sending = asyncio.Semaphore(50)
 
@@ -327,7 +327,9 @@ async def test_a_burst_of_joins_before_the_first_task_is_taken_in_that_task(step
         assert len(state.recent) == 1000 and set(state.recent) <= set(ghosts)
         assert {h.how for h in state.handovers} == {"superseded"}
         assert state.handovers[-1].to == last and state.handovers[-1].action_id in ghosts
-        history = await stepped_env.client.get_workflow_handle(lane.id).fetch_history()
+        # (the run that took them: past HISTORY_LIMIT, the lane continued as new)
+        first_run = stepped_env.client.get_workflow_handle(lane.id, run_id=started.result_run_id)
+        history = await first_run.fetch_history()
         kinds = [event.WhichOneof("attributes") for event in history.events]
         assert "workflow_task_failed_event_attributes" not in kinds
         assert kinds.count("workflow_execution_signaled_event_attributes") == 1 + 2000 + 2
