@@ -77,7 +77,8 @@ async def _stepped_leaf(environment: ActivityEnvironment, car_id: int) -> None:
         environment.info, workflow_run_id=uuid.uuid4().hex, is_local=True
     )
     prepared = await environment.run(
-        prepare, encode(PrepareInput(context, "bench-leaf-cost", perform_first_step=True))
+        prepare,
+        encode(PrepareInput(context, "bench-leaf-cost", perform_first_step=True, first_task=True)),
     )
     assert prepared["outcome"] == "claimed" and prepared["first_step"], prepared
 
