@@ -165,6 +165,21 @@ async def listed(client, query: str, count: int) -> list[str]:
         await asyncio.sleep(0.2)
 
 
+def slow_action(Car, gate, entered):
+    """`slow`: a first step that says it `entered`, then blocks until `gate` opens
+    (20 s at most), on the key garage/<id>. Returns the action, for more steps."""
+    slow = Car.stepped_action("slow")
+    slow.concurrency_key(lambda car: ["garage", car.id])
+
+    @slow.step
+    def _(car, step):
+        entered.set()
+        assert gate.wait(20), "the test never opened the gate"
+        car.honk()
+
+    return slow
+
+
 async def _activities(workflow) -> list[tuple[str, int]]:
     """Each activity a workflow ran, in order, with its (last) attempt: a regular one
     by its type name, a local one (recorded as a marker) as "local <type>"."""

@@ -15,7 +15,7 @@ from temporalio.api.enums.v1 import EventType
 
 import stepped_temporal as stepped
 from stepped_temporal.testing import handle_stepped_action_exceptions
-from tests.support import achievement, activities_run, car_class, performing, until
+from tests.support import achievement, activities_run, car_class, performing, slow_action, until
 
 #: One entry per run of a step body, kept outside the rolled-back transactions.
 CALLS: list[str] = []
@@ -27,15 +27,7 @@ async def test_describe_says_performing_while_prepare_runs_the_first_step(steppe
     Car = car_class()
     gate = threading.Event()
     entered = threading.Event()
-    slow = Car.stepped_action("slow")
-    slow.concurrency_key(lambda car: ["garage", car.id])
-
-    @slow.step
-    def _(car, step):
-        entered.set()
-        assert gate.wait(10), "the test never opened the gate"
-        car.honk()
-
+    slow = slow_action(Car, gate, entered)
     slow.step(lambda car, step: car.drive(5))
     car = stepped_db_env.create(Car, id=1)
 

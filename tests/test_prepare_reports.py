@@ -35,7 +35,7 @@ from stepped_temporal import client as stepped_client
 from stepped_temporal.execution import REPORT_WITHIN
 from stepped_temporal.prepare_view import QUERY_PATIENCE
 from stepped_temporal.testing import SteppedTestEnvironment
-from tests.support import activities_run, car_class, performing, until
+from tests.support import activities_run, car_class, performing, slow_action, until
 
 
 class HeartbeatCounter(Interceptor):
@@ -79,18 +79,6 @@ async def test_quick_leaves_send_no_heartbeat():
         assert counter.counts["stepped_prepare"] == 0
 
 
-def _slow(Car, gate: threading.Event, entered: threading.Event):
-    """slow: one step that blocks until `gate` opens, on the key garage/<id>."""
-    slow = Car.stepped_action("slow")
-    slow.concurrency_key(lambda car: ["garage", car.id])
-
-    @slow.step
-    def _(car, step):
-        entered.set()
-        assert gate.wait(20), "the test never opened the gate"
-        car.honk()
-
-
 async def test_a_slow_first_step_in_a_local_prepare_is_described_from_its_claim():
     """The workflow is busy in prepare's local activity: describe() waits
     QUERY_PATIENCE, not the seconds the step takes, and says performing, with the
@@ -99,7 +87,7 @@ async def test_a_slow_first_step_in_a_local_prepare_is_described_from_its_claim(
     async with SteppedTestEnvironment.start(interceptors=[counter]) as env:
         Car = car_class()
         gate, entered = threading.Event(), threading.Event()
-        _slow(Car, gate, entered)
+        slow_action(Car, gate, entered)
         car = env.create(Car, id=7)
         handle = await stepped.start(car, "slow")
         assert await asyncio.to_thread(entered.wait, 10)
@@ -128,7 +116,7 @@ async def test_a_regular_prepare_of_an_older_input_reports_within_a_second(monke
     async with SteppedTestEnvironment.start(interceptors=[counter]) as env:
         Car = car_class()
         gate, entered = threading.Event(), threading.Event()
-        _slow(Car, gate, entered)
+        slow_action(Car, gate, entered)
         car = env.create(Car, id=7)
         handle = await stepped.start(car, "slow")
         assert await asyncio.to_thread(entered.wait, 10)
