@@ -92,18 +92,23 @@ class ActionHandle:
     async def describe(self) -> ActionState:
         """The action's state now; works after completion too."""
         try:
-            data = await self._query(QUERY_PATIENCE)
+            data: ActionData | None = await self._query(QUERY_PATIENCE)
         except RPCError as error:
             if not query_timed_out(error):
                 raise
-            # busy in a workflow task: a local prepare running the first step, most likely
-            data = await in_prepare(self._client, self.id) or await self._query()
-            return ActionState.from_data(data)
-        if data.status == "pending" and data.concurrency_key is None:
+            data = None  # busy in a workflow task: a local prepare running the first step
+        if data is None or (data.status == "pending" and data.concurrency_key is None):
             # prepare has not returned: it may have claimed the key and be running
-            # the first step already (then it said so by heartbeat), or be done now
-            prepared = await self._performing_in_prepare()
-            data = data.performing_in_prepare(prepared) if prepared else await self._query()
+            # the first step already (the workflow cannot know yet: prepare_view.py)
+            seen = await in_prepare(self._client, self.id)
+            if seen is not None:
+                return ActionState.from_data(seen)
+            if data is None:
+                data = await self._query()
+            if data.status == "pending" and data.concurrency_key is None:
+                # a regular prepare activity (revision 1) says so by heartbeat
+                prepared = await self._performing_in_prepare()
+                data = data.performing_in_prepare(prepared) if prepared else await self._query()
         return ActionState.from_data(data)
 
     async def _query(self, patience: timedelta | None = None) -> ActionData:

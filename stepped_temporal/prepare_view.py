@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -31,7 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from .action_run import initial_data
 from .config import read_session
 from .messages import ActionData, ActionInput, Prepared
-from .store import claims
+from .store import claims, records
 from .wire import decode
 
 __all__ = ["QUERY_PATIENCE", "in_prepare", "query_timed_out"]
@@ -83,23 +83,31 @@ async def in_prepare(client: Client, action_id: str) -> ActionData | None:
     if input.revision < 2:  # a regular prepare activity: the workflow is busy otherwise
         return None
     data = initial_data(input)
+    run_id = started.workflow_execution_started_event_attributes.original_execution_run_id
     try:
-        prepared = await asyncio.to_thread(_claimed, input)
+        prepared = await asyncio.to_thread(_claimed, input, run_id)
     except Exception as error:  # no database here: what the start said is all we know
         log.debug("describe %s: no claim to read: %r", action_id, error)
         return data
     return data.performing_in_prepare(prepared) if prepared else data
 
 
-def _claimed(input: ActionInput) -> Prepared | None:
-    """What prepare had found once it claimed the key (it runs the first step now)."""
+def _claimed(input: ActionInput, run_id: str) -> Prepared | None:
+    """What prepare had found once it claimed the key (it runs the first step now, or
+    ran it: the step gave the key up and recorded itself, the task is ending)."""
     with read_session() as session:
         row = claims.held_by(session, input.action_id)
         if row is None:
-            return None
+            stepped = records.found_at(session, records.record_key(run_id, "step/0"))
+            if stepped is None:
+                return None
+            return Prepared(
+                outcome="claimed",
+                arguments=list(input.arguments),
+                step_count=1,
+                first_step_started_at=_utc(stepped).isoformat(),
+            )
         claimed_at = row.claimed_at
-        if claimed_at.tzinfo is None:  # SQLite keeps no zone: it was written in UTC
-            claimed_at = claimed_at.replace(tzinfo=UTC)
         return Prepared(
             outcome="claimed",
             arguments=list(input.arguments),
@@ -107,5 +115,10 @@ def _claimed(input: ActionInput) -> Prepared | None:
             checksum_key=row.holder_checksum_key,
             checksum=row.holder_checksum,
             step_count=1,
-            first_step_started_at=claimed_at.isoformat(),
+            first_step_started_at=_utc(claimed_at).isoformat(),
         )
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time, which SQLite keeps without its zone: it was written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -28,7 +28,7 @@ from ..wire import encode
 from .schema import StepRecord
 from .sessions import upsert
 
-__all__ = ["count_failure", "find", "prune", "record", "record_key"]
+__all__ = ["count_failure", "find", "found_at", "prune", "record", "record_key"]
 
 T = TypeVar("T")
 _json = JSONPlainPayloadConverter()
@@ -60,6 +60,14 @@ def find(session: Session, key: str, result_type: type[T], *, attempt: int = 0) 
     payload = Payload(metadata={"encoding": b"json/plain"}, data=found.encode())
     decoded: T = _json.from_payload(payload, result_type)
     return decoded
+
+
+def found_at(session: Session, key: str) -> datetime | None:
+    """When the record under `key` was written, if its transaction committed."""
+    found: datetime | None = session.scalar(
+        sa.select(_TABLE.c.created_at).where(_TABLE.c.key == key)
+    )
+    return found
 
 
 def record(session: Session, key: str, action_id: str, outcome: Any) -> None:
