@@ -97,25 +97,19 @@ def _claimed(input: ActionInput, run_id: str) -> Prepared | None:
     ran it: the step gave the key up and recorded itself, the task is ending)."""
     with read_session() as session:
         row = claims.held_by(session, input.action_id)
-        if row is None:
-            stepped = records.found_at(session, records.record_key(run_id, "step/0"))
-            if stepped is None:
+        since = row.claimed_at if row is not None else None
+        if since is None:
+            since = records.found_at(session, records.record_key(run_id, "step/0"))
+            if since is None:
                 return None
-            return Prepared(
-                outcome="claimed",
-                arguments=list(input.arguments),
-                step_count=1,
-                first_step_started_at=_utc(stepped).isoformat(),
-            )
-        claimed_at = row.claimed_at
         return Prepared(
             outcome="claimed",
             arguments=list(input.arguments),
-            concurrency_key=row.concurrency_key,
-            checksum_key=row.holder_checksum_key,
-            checksum=row.holder_checksum,
+            concurrency_key=row.concurrency_key if row is not None else None,
+            checksum_key=row.holder_checksum_key if row is not None else None,
+            checksum=row.holder_checksum if row is not None else None,
             step_count=1,
-            first_step_started_at=_utc(claimed_at).isoformat(),
+            first_step_started_at=_utc(since).isoformat(),
         )
 
 

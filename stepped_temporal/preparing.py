@@ -12,7 +12,8 @@ first workflow task: a one-step leaf is then one workflow task and no activity
 task on the server, as cheap as Temporal allows. A local activity cannot
 heartbeat, so a claimed action's report reaches `describe()` through its claim
 row instead (prepare_view.py), and its attempts count from 1 again after a lost
-worker, so every record is looked up (`execution.attempt`).
+worker, so records are looked up unless it runs in the workflow's first task
+(`execution.attempt`).
 """
 
 from __future__ import annotations

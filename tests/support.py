@@ -7,8 +7,8 @@ test can declare its own `Car` without clashing with another test's.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -215,6 +215,27 @@ async def activities_run(client, workflow_id: str) -> list[str]:
 async def activity_attempts(handle) -> list[int]:
     """The attempt number each activity of an action ended on (regular or local)."""
     return [attempt for _, attempt in await _activities(handle.workflow)]
+
+
+@contextmanager
+def record_lookups() -> Iterator[list[str]]:
+    """The SELECTs on `stepped_step_records` the configured engine runs meanwhile."""
+    import sqlalchemy as sa
+
+    from stepped_temporal import config
+
+    lookups: list[str] = []
+
+    def looked(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("SELECT") and "stepped_step_records" in statement:
+            lookups.append(statement)
+
+    engine = config.get_engine()
+    sa.event.listen(engine, "before_cursor_execute", looked)
+    try:
+        yield lookups
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", looked)
 
 
 @asynccontextmanager

@@ -34,7 +34,7 @@ from stepped_temporal.store import LaneClaim, StepRecord
 from stepped_temporal.testing import SteppedTestEnvironment, handle_stepped_action_exceptions
 from stepped_temporal.wire import encode
 from tests.databases import postgres_schema, postgres_unreachable
-from tests.support import achievement, car_class
+from tests.support import achievement, car_class, record_lookups
 
 
 class _LoseFirstCompletion(Interceptor):
@@ -173,21 +173,11 @@ async def test_a_local_prepare_run_again_from_attempt_one_finds_its_first_step(s
         root=True,
     )
     argument = PrepareInput(context, "exactly-once", perform_first_step=True)
-    lookups: list[str] = []
-
-    def looked(conn, cursor, statement, *_):
-        if statement.lstrip().upper().startswith("SELECT") and "stepped_step_records" in statement:
-            lookups.append(statement)
-
-    engine = stepped.config.get_engine()
-    sa.event.listen(engine, "before_cursor_execute", looked)
-    try:
+    with record_lookups() as lookups:
         first = await environment.run(prepare, encode(replace(argument, first_task=True)))
         assert lookups == []
         again = await environment.run(prepare, encode(argument))
         assert len(lookups) == 1  # step 0's record: found, so nothing else runs
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", looked)
 
     assert first["outcome"] == again["outcome"] == "claimed"
     assert first["first_step"]["released"] is True

@@ -11,11 +11,19 @@ import sqlalchemy as sa
 from temporalio.api.enums.v1 import EventType
 
 import stepped_temporal as stepped
-from stepped_temporal import config
 from stepped_temporal.achievements import Achievement
 from stepped_temporal.lane_messages import LaneState
 from stepped_temporal.store import LaneClaim
-from tests.support import activities_run, car_class, first_child, grant, joined, performing, until
+from tests.support import (
+    activities_run,
+    car_class,
+    first_child,
+    grant,
+    joined,
+    performing,
+    record_lookups,
+    until,
+)
 
 
 def _claim(env, key: str) -> tuple[str | None, bool] | None:
@@ -65,18 +73,8 @@ async def test_a_one_step_leaf_costs_one_workflow_task_and_no_lane(stepped_db_en
     fleet = Car.stepped_action("fleet")
     fleet.step(lambda car, step, others: step.on(others, "honk"))
     cars = [stepped_db_env.create(Car, id=n) for n in (1, 2, 3)]
-    lookups: list[str] = []
-
-    def looked(conn, cursor, statement, *_):
-        if statement.lstrip().upper().startswith("SELECT") and "stepped_step_records" in statement:
-            lookups.append(statement)
-
-    engine = config.get_engine()
-    sa.event.listen(engine, "before_cursor_execute", looked)
-    try:
+    with record_lookups() as lookups:
         result = await stepped.run(cars[0], "fleet", cars[1:])
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", looked)
     # each prepare ran in its workflow's first task: no earlier run to look for
     assert lookups == []
 
