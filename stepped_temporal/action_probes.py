@@ -23,19 +23,16 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .dependencies import Dependencies
-    from .wait_for import CONFIRM, MAX_HOPS, SEEK, SHARED, WAITS, Hop, Probe
+    from .wait_for import CONFIRM, SEEK, SHARED, WAITS, Hop, Probe
     from .workflow_support import signal
 
 __all__ = ["answer", "forwarded"]
-
-#: how many probe origins an action remembers, to pass each probe on once
-REMEMBERED = 256
 
 
 async def answer(action: ActionRun, dependencies: Dependencies, probe: Probe) -> None:
     """Act on a probe that reached this action."""
     me = action.data.id
-    if not probe.well_formed():
+    if not probe.well_formed(action.input.shape.max_hops):
         workflow.logger.warning("action %s: probe dropped: %r", me, probe)
     elif probe.phase == SEEK and probe.path[-1].to == me:
         await _seek(action, dependencies, probe)
@@ -56,11 +53,12 @@ async def _seek(action: ActionRun, dependencies: Dependencies, probe: Probe) -> 
         return
     if probe.origin in action.probed or probe.visits(me):
         return  # passed on already, or a cycle that is not the origin's (its own join finds it)
-    if len(probe.path) >= MAX_HOPS:
+    shape = action.input.shape
+    if len(probe.path) >= shape.max_hops:
         workflow.logger.warning("action %s: probe of %s dropped: too long", me, probe.origin)
         return
     action.probed[probe.origin] = probe
-    if len(action.probed) > REMEMBERED:
+    if len(action.probed) > shape.probes_remembered:
         del action.probed[next(iter(action.probed))]
     prepared = action.prepared
     if action.data.status == "pending" and prepared is not None and prepared.lane_id:

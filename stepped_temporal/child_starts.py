@@ -2,11 +2,12 @@
 (S3.7, S3.11, S3.13, S3.14, S4.8, S9.4).
 
 Children start in call order, each after the earlier calls on its lane have
-joined theirs (S4.8), at most `CHILD_WINDOW` open at once and — where the
-`BATCHED_STARTS` patch marker is recorded — at most `START_BATCH` per workflow
-task. A child that ends without concluding (terminated, timed out, crashed)
-concludes unsuccessfully, so its parent step never waits for it forever; so
-does a child whose workflow failed because the action was unsuccessful (S9.4).
+joined theirs (S4.8), at most the action's `shape.child_window` open at once
+and — where the `BATCHED_STARTS` patch marker is recorded — at most its
+`shape.start_batch` per workflow task (both recorded in its input, shapes.py).
+A child that ends without concluding (terminated, timed out, crashed) concludes
+unsuccessfully, so its parent step never waits for it forever; so does a child
+whose workflow failed because the action was unsuccessful (S9.4).
 """
 
 from __future__ import annotations
@@ -23,18 +24,14 @@ with workflow.unsafe.imports_passed_through():
     from .keys import tenancy_key
     from .messages import REVISION, ActionInput, ChildIntent, Dependency
     from .search_attributes import initial_search_attributes, summary
+    from .shapes import CURRENT_ACTION_SHAPE
     from .wire import Json, encode
     from .workflow_support import ACTION_WORKFLOW
 
-#: Children open at once per action; Temporal refuses more than 2,000 pending children.
-CHILD_WINDOW = 1000
-#: Child starts issued per workflow task. Each start's input travels in the
-#: parent's history and the server reads the start from there: hundreds in one
-#: task make one large batch of events that it reads once per child.
-START_BATCH = 50
+#: the patch id of starting at most `ActionShape.start_batch` children per workflow task
 BATCHED_STARTS = "stepped-batched-child-starts"
 
-__all__ = ["BATCHED_STARTS", "CHILD_WINDOW", "START_BATCH", "ChildStarts", "new_child_id"]
+__all__ = ["BATCHED_STARTS", "ChildStarts", "new_child_id"]
 
 
 def new_child_id(intent: ChildIntent) -> str:
@@ -62,13 +59,14 @@ class ChildStarts:
         per child, the earlier ones that join their lanes first (S4.8; None when
         they may join in any order). Returns the tasks that watch them."""
         tasks: list[asyncio.Task[None]] = []
+        shape = self._action.input.shape
         # (a patch marker only where batching changes anything: more than one batch)
-        batched = len(children) > START_BATCH and workflow.patched(BATCHED_STARTS)
+        batched = len(children) > shape.start_batch and workflow.patched(BATCHED_STARTS)
         reporting = {i for earlier in join_after or () for i in earlier}
         for number, (child_id, intent) in enumerate(children):
-            if batched and number and number % START_BATCH == 0:
+            if batched and number and number % shape.start_batch == 0:
                 await workflow.wait_condition(lambda: self._starting == 0)
-            await workflow.wait_condition(lambda: self._open < CHILD_WINDOW)
+            await workflow.wait_condition(lambda: self._open < shape.child_window)
             self._open += 1
             after = [children[i][0] for i in join_after[number]] if join_after else []
             tasks.append(
@@ -154,6 +152,7 @@ class ChildStarts:
             ancestry=[*action.input.ancestry, action.data.id],
             search_attributes=action.input.search_attributes,
             revision=REVISION,
+            shape=CURRENT_ACTION_SHAPE,
             retry=intent.retry,
             activity_timeout=prepared.activity_timeout if prepared else None,
             heartbeat_timeout=prepared.heartbeat_timeout if prepared else None,

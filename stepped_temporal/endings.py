@@ -17,8 +17,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .lane_messages import LaneRelease
-    from .messages import FinishInput, FinishOutcome
     from .search_attributes import STATUS
+    from .unit_messages import FinishInput, FinishOutcome
     from .wire import decode, encode
     from .workflow_support import SYSTEM_RETRY, run_activity
 

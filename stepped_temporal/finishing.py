@@ -17,10 +17,11 @@ from . import tracing
 from .definitions import resolve_definition
 from .execution import attempt, error_data, json_in_thread, unit_key
 from .faults import crash_point
-from .messages import ErrorData, FinishInput, FinishOutcome
+from .messages import ErrorData
 from .registry import actor_class
 from .stepping import release_claim
 from .store import achievements, records, transaction
+from .unit_messages import FinishInput, FinishOutcome
 from .user_code import PERMANENT, Handled, build_action, call_user, load
 from .wire import Json
 

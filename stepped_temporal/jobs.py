@@ -16,9 +16,9 @@ from .arguments import encode_arguments
 from .errors import DefinitionError
 from .execution import attempt, error_data, json_in_thread, unit_key
 from .faults import crash_point
-from .messages import JobInput, JobOutcome
 from .stepping import recorded_or_started
 from .store import records, transaction
+from .unit_messages import JobInput, JobOutcome
 from .user_code import PERMANENT, build_action, load, refuse_awaitable
 from .wire import Json
 

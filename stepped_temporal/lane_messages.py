@@ -9,7 +9,12 @@ freely; fields are only ever added with defaults.
 from dataclasses import dataclass, field
 
 from .messages import Dependency, ErrorData
+from .shapes import LaneShape
 from .wait_for import Probe
+
+#: the lane behaviour new lane inputs ask for (`LaneState.revision`): 1 — the state
+#: records its shape. A worker refuses a lane of a newer revision (versioning.py).
+LANE_REVISION = 1
 
 
 @dataclass(frozen=True)
@@ -195,3 +200,7 @@ class LaneState:
     test_server: bool = False
     #: the latest superseded and shared actions and whom each was handed to (S9.5)
     handovers: list[Handover] = field(default_factory=list)
+    #: the numbers that shape this run's commands, set when the run was created
+    shape: LaneShape = field(default_factory=LaneShape)
+    #: the lane behaviour the run was created for (`LANE_REVISION`; 0: before it)
+    revision: int = 0

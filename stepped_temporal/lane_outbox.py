@@ -1,5 +1,5 @@
-"""A lane's outbox: its messages to actions go out as signals, at most `WINDOW`
-under way at once and one at a time to each recipient, so an action hears the
+"""A lane's outbox: its messages to actions go out as signals, at most the shape's
+`window` under way at once and one at a time to each recipient, so an action hears the
 lane in the order the lane spoke (S4.2: a conclusion never overtakes the
 forward before it; S4.3, S4.5, S4.9). A mixin of `LaneWorkflow`, which decides
 when to dispatch; a signal to an action that is gone frees what waited on it.
@@ -19,10 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from .messages import ErrorData
     from .wire import encode
 
-__all__ = ["IN_ORDER", "WINDOW", "LaneOutbox"]
+__all__ = ["IN_ORDER", "LaneOutbox"]
 
-#: outgoing signals under way at once (Temporal allows 2,000 pending per run)
-WINDOW = 200
 #: the patch id of sending a recipient its messages one after the other
 IN_ORDER = "stepped-lane-messages-in-order"
 
@@ -39,22 +37,23 @@ class LaneOutbox(LaneProbes):
         self._sending: set[asyncio.Future[None]] = set()
 
     def _dispatch(self) -> None:
-        """Start sending queued messages, at most WINDOW under way at once and one
+        """Start sending queued messages, at most a window under way at once and one
         per recipient: each action gets the lane's messages in the order they were
         made (a conclusion never overtakes the forward before it; a forward still
         queued takes in the next ones, `_forward`). Lanes recorded before this
         sent in any order, and replay so."""
         outbox = self._state.outbox
-        if not outbox or self._in_flight >= WINDOW:
+        window = self._state.shape.window
+        if not outbox or self._in_flight >= window:
             return
         self._in_order = workflow.patched(IN_ORDER)
         if not self._in_order:
-            while outbox and self._in_flight < WINDOW:
+            while outbox and self._in_flight < window:
                 self._start(outbox.pop(0))
             return
         kept: list[Outgoing] = []
         for index, message in enumerate(outbox):
-            if self._in_flight >= WINDOW:
+            if self._in_flight >= window:
                 kept += outbox[index:]
                 break
             if self._busy[message.workflow_id]:
@@ -65,7 +64,7 @@ class LaneOutbox(LaneProbes):
 
     def _sendable(self) -> bool:
         """A queued message can go now (see `_dispatch`)."""
-        if self._in_flight >= WINDOW:
+        if self._in_flight >= self._state.shape.window:
             return False
         if not self._in_order:
             return bool(self._state.outbox)

@@ -57,7 +57,7 @@ class LaneProbes(LaneRules):
 
     def _probed(self, probe: Probe) -> None:
         """A probe for this lane: extend, confirm or break (see the module docstring)."""
-        if not probe.well_formed():
+        if not probe.well_formed(self._state.shape.max_hops):
             workflow.logger.warning("lane %s: probe dropped: %r", self._state.key, probe)
         elif probe.phase == CONFIRM:  # (pending hops: the others are their actions')
             if probe.path[probe.at].kind == PENDING and self._holds(probe.path[probe.at]):

@@ -32,13 +32,11 @@ with workflow.unsafe.imports_passed_through():
     from .messages import Dependency, ErrorData
     from .wait_for import Probe
 
-__all__ = ["COALESCED_FORWARDS", "HANDOVERS", "RECENT", "LaneRules"]
+__all__ = ["COALESCED_FORWARDS", "HANDOVERS", "LaneRules"]
 
 #: the patch id of `LaneRules._forward` merging forwards (histories before it sent each)
 COALESCED_FORWARDS = "stepped-coalesced-forwards"
 
-#: how many ids of departed actions a lane remembers to ignore repeated joins
-RECENT = 1000
 #: how many superseded and shared actions a lane lists (`stepped.lane()`)
 HANDOVERS = 50
 
@@ -179,7 +177,7 @@ class LaneRules:
         recent = self._state.recent
         recent.append(action_id)
         self._recent[action_id] += 1
-        if len(recent) > RECENT:
+        if len(recent) > self._state.shape.recent:
             self._recent[recent.pop(0)] -= 1
 
     def _send(

@@ -28,6 +28,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from . import timers
     from .lane_messages import (
+        LANE_REVISION,
         LaneEntry,
         LaneJoin,
         LaneRelease,
@@ -36,14 +37,13 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from .lane_outbox import LaneOutbox
+    from .shapes import CURRENT_LANE_SHAPE
+    from .versioning import legacy_lane_limit, refuse_unknown
     from .wait_for import Probe
     from .wire import Json, decode, encode
     from .workflow_support import received
 
 LANE_WORKFLOW = "SteppedLane"
-#: continue-as-new past this many history events, to keep each run small (a burst of
-#: joins taken in one task can add about a thousand more before the lane can)
-HISTORY_LIMIT = 2000
 
 
 @workflow.defn(name=LANE_WORKFLOW)
@@ -54,6 +54,11 @@ class LaneWorkflow(LaneOutbox):
     def __init__(self, state: Json) -> None:
         # JSON in and out (wire.py): a continued lane may carry thousands of messages
         self._state = decode(LaneState, state)
+        info = workflow.info()
+        refuse_unknown("lane", info.workflow_id, self._state.revision, LANE_REVISION)
+        #: continue-as-new past this many history events, as recorded when the run
+        #: was created (versioning.py: runs recorded before that)
+        self._history_limit = self._state.shape.history_limit or legacy_lane_limit(info.run_id)
         #: `state.recent` as counts, for a join's "seen it?" in constant time
         self._recent = Counter(self._state.recent)
         self._unsent_forwards = {
@@ -177,6 +182,9 @@ class LaneWorkflow(LaneOutbox):
                     lambda: self._in_flight == 0 and workflow.all_handlers_finished()
                 )
                 self._state.runs += 1
+                # the next run is this release's: it records this release's numbers
+                self._state.shape = CURRENT_LANE_SHAPE
+                self._state.revision = LANE_REVISION
                 workflow.continue_as_new(encode(self._state))
             self._dispatch()
             if self._quiet():
@@ -215,11 +223,11 @@ class LaneWorkflow(LaneOutbox):
     def _idle(self) -> bool:
         return self._state.performing is None and not self._state.pending
 
-    @staticmethod
-    def _history_is_long() -> bool:
+    def _history_is_long(self) -> bool:
         info = workflow.info()
         return (
-            info.get_current_history_length() > HISTORY_LIMIT or info.is_continue_as_new_suggested()
+            info.get_current_history_length() > self._history_limit
+            or info.is_continue_as_new_suggested()
         )
 
 

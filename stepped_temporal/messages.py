@@ -1,15 +1,18 @@
 """Workflow and activity inputs, outputs and signals: frozen, JSON-safe dataclasses (S1.5, S9.2).
 
-This module imports nothing but the standard library, so workflow code can use
-it freely. Fields are only ever added with defaults, so payloads written by an
+This module imports nothing but the standard library (and `shapes`), so workflow
+code can use it freely. Fields are only ever added with defaults, so payloads written by an
 older version still decode. `PAYLOAD_VERSION` is checked at the boundary.
 """
 
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .shapes import ActionShape
+
 PAYLOAD_VERSION = 1
-#: the workflow behaviour inputs written now ask for (`ActionInput.revision`)
+#: the workflow behaviour inputs written now ask for (`ActionInput.revision`); a
+#: worker refuses a newer one (versioning.py)
 REVISION = 2
 
 
@@ -181,6 +184,8 @@ class ActionInput:
     #: a later sibling joins its lane after this one: signal `joined` to the parent
     #: once prepare has claimed, joined or ended (S4.8)
     report_joined: bool = False
+    #: the numbers that shape its commands, set by whoever started it (shapes.py)
+    shape: ActionShape = field(default_factory=ActionShape)
 
 
 @dataclass(frozen=True)
@@ -212,50 +217,6 @@ class StepInput:
             release_on=statuses if claimed else [],
             grant_on_success=prepared.checksum is not None and "succeeded" in statuses,
         )
-
-
-@dataclass(frozen=True)
-class JobInput:
-    """Input of the job activity (S6.4)."""
-
-    action: ActionContext
-    #: no step ran before the job: it starts performing (S3.5)
-    erase_achievement: bool = False
-    #: the action's maximum_attempts, counting failures of user code (budgets.py)
-    budget: int = 0
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """How a job ended: the status it completed the action with, if any."""
-
-    status: str | None = None
-    error: ErrorData | None = None
-    arguments: list[Any] | None = None
-    achieved: bool = False
-
-
-@dataclass(frozen=True)
-class FinishInput:
-    """Input of the finish activity: run after-callbacks, grant the achievement."""
-
-    action: ActionContext
-    status: str
-    grant_achievement: bool
-    #: give up the action's claim on its key once callbacks and grant are done
-    release_claim: bool = False
-
-
-@dataclass(frozen=True)
-class FinishOutcome:
-    """Counts of after-callbacks that returned and that raised (S3.9)."""
-
-    succeeded: int = 0
-    failed: int = 0
-    errors: list[ErrorData] = field(default_factory=list)
-    granted: bool = False
-    #: the claim was given up and the lane workflow owns the key: tell it
-    lane_owned: bool = False
 
 
 # -- describe --------------------------------------------------------------

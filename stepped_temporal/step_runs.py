@@ -23,15 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .child_starts import ChildStarts, new_child_id
     from .dependencies import Dependencies
-    from .messages import (
-        ChildIntent,
-        ErrorData,
-        JobInput,
-        JobOutcome,
-        StepData,
-        StepInput,
-        StepOutcome,
-    )
+    from .messages import ChildIntent, ErrorData, StepData, StepInput, StepOutcome
+    from .unit_messages import JobInput, JobOutcome
     from .wire import decode, encode
     from .workflow_support import (
         DEFAULT_RETRY,

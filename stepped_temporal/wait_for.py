@@ -122,11 +122,11 @@ class Probe:
     #: CONFIRM: the hop being checked
     at: int = 0
 
-    def well_formed(self) -> bool:
-        """A probe any Stepped workflow could have sent: a chain of known hops
-        starting at its origin (anything else is dropped, never acted on)."""
+    def well_formed(self, max_hops: int = MAX_HOPS) -> bool:
+        """A probe any Stepped workflow could have sent: a chain of at most `max_hops`
+        known hops starting at its origin (anything else is dropped, never acted on)."""
         path = self.path
-        if not path or len(path) > MAX_HOPS or self.phase not in PHASES:
+        if not path or len(path) > max_hops or self.phase not in PHASES:
             return False
         if path[0].action_id != self.origin or not 0 <= self.at < len(path):
             return False

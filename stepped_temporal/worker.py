@@ -19,10 +19,18 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.bridge.proto.workflow_activation import RemoveFromCache, WorkflowActivation
+from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
+from temporalio.worker import (
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowInstance,
+    WorkflowInstanceDetails,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from . import tracing
+from . import tracing, versioning
 from .activities import ALL_ACTIVITIES, set_executor
 from .config import get_engine, settings
 from .errors import NotConfigured
@@ -83,7 +91,51 @@ def workflow_runner(sandboxed: bool | None = None) -> WorkflowRunner:
     if sandboxed is None:
         sandboxed = os.environ.get(SANDBOX_VARIABLE, "") not in ("", "0")
     if not sandboxed:
-        return UnsandboxedWorkflowRunner()
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        return _Learning(UnsandboxedWorkflowRunner())
+    return _Learning(
+        SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        )
     )
+
+
+class _Learning(WorkflowRunner):
+    """A runner that tells `versioning.learn` when Temporal evicts a run for
+    non-determinism (a lane recorded before shapes replays with the other
+    threshold next time); otherwise the runner it wraps, unchanged."""
+
+    def __init__(self, runner: WorkflowRunner) -> None:
+        self._runner = runner
+
+    def prepare_workflow(self, defn: Any) -> None:
+        self._runner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return _Instance(self._runner.create_instance(det))
+
+    def set_worker_level_failure_exception_types(self, types: Any) -> None:
+        self._runner.set_worker_level_failure_exception_types(types)
+
+
+class _Instance(WorkflowInstance):
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self._instance = instance
+
+    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
+        for job in act.jobs:
+            evicted = job.remove_from_cache if job.HasField("remove_from_cache") else None
+            if evicted and evicted.reason == RemoveFromCache.EvictionReason.NONDETERMINISM:
+                versioning.learn(act.run_id, evicted.message)
+        return self._instance.activate(act)
+
+    def get_serialization_context(self, command_info: Any) -> Any:
+        return self._instance.get_serialization_context(command_info)
+
+    def get_external_store_context(self, command_info: Any) -> Any:
+        return self._instance.get_external_store_context(command_info)
+
+    def get_info(self) -> Any:
+        return self._instance.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self._instance.get_thread_id()

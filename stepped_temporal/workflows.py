@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from .lane_turns import take_turn
     from .messages import (
         PAYLOAD_VERSION,
+        REVISION,
         ActionData,
         ActionInput,
         ErrorData,
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from .search_attributes import CONCURRENCY_KEY, STATUS
     from .step_runs import StepRuns
+    from .versioning import refuse_unknown
     from .wait_for import Probe
     from .wire import Json, decode, encode
     from .workflow_support import (
@@ -65,7 +67,10 @@ class ActionWorkflow:
     def __init__(self, input: Json) -> None:
         # an ActionInput, rebuilt by `wire.decode`: Temporal's converter would
         # re-evaluate its type hints on every start (see wire.py)
-        self._action = ActionRun(decode(ActionInput, input))
+        action_input = decode(ActionInput, input)
+        # a newer release's input: leave it to a newer worker (fails the task only)
+        refuse_unknown("action", action_input.action_id, action_input.revision, REVISION)
+        self._action = ActionRun(action_input)
         self._dependencies = Dependencies(self._action.data)
         self._steps = StepRuns(self._action, self._dependencies)
 

@@ -199,9 +199,11 @@ async def test_the_last_step_grants_the_achievement_itself(stepped_db_env):
 
 async def test_a_wide_step_starts_its_children_in_batches(stepped_env):
     """S3.7: 120 children all run and conclude; the parent asks Temporal for them
-    at most START_BATCH per workflow task (one huge batch of start events is slow
-    for the server to work through)."""
-    from stepped_temporal.child_starts import START_BATCH
+    at most its shape's start_batch per workflow task (one huge batch of start
+    events is slow for the server to work through)."""
+    from stepped_temporal.shapes import CURRENT_ACTION_SHAPE
+
+    START_BATCH = CURRENT_ACTION_SHAPE.start_batch
 
     Car = car_class()
     fleet = Car.stepped_action("fleet")

@@ -13,14 +13,14 @@ from temporalio.client import Client
 
 import stepped_temporal as stepped
 from stepped_temporal.lane_messages import LaneState
-from stepped_temporal.lanes import HISTORY_LIMIT
+from stepped_temporal.shapes import CURRENT_LANE_SHAPE
 from stepped_temporal.testing import SteppedTestEnvironment
 from tests.support import car_class
 
 #: "a few thousand events": the limit the lane continues-as-new at, plus what a
 #: flood of joins adds while it drains its sends to continue (up to ~1,400 events
 #: seen with 2,000 joins at once, each prepare joining from a local activity)
-HISTORY_CEILING = HISTORY_LIMIT + 2000
+HISTORY_CEILING = (CURRENT_LANE_SHAPE.history_limit or 0) + 2000
 
 
 def _bump(Car) -> None:

@@ -1,0 +1,76 @@
+"""The numbers that decide which commands Stepped's workflows issue, recorded per run
+(the versioning rule of docs/architecture.md; S3.7, S4.7, S4.9, S11).
+
+Workflows in flight outlive every release, and Temporal replays a run's history
+against today's code: a workflow that read a window, a batch size or a
+continue-as-new threshold from a module constant would issue different commands
+for the same history the day the constant changed — a non-determinism error,
+and a run that never moves again. (It happened once: the lane's threshold went
+from 3,000 to 2,000 events.) So every such number travels in the run's input,
+written once by whoever creates the run — `client.start`, a parent starting a
+child (`child_starts`), a prepare starting a lane (`lane_starts`), a lane
+continuing as new — and the workflow reads it from there, never from a
+constant.
+
+A shape's defaults are what the releases before shapes existed used, and they
+never change: an input without a shape decodes to them. `CURRENT_*` is what new
+runs get; changing it changes new runs only. `wire.encode` leaves a field at
+its default out, so a shape costs nothing while the numbers are the old ones.
+
+Standard library only: workflow code and activities both use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CURRENT_ACTION_SHAPE",
+    "CURRENT_LANE_SHAPE",
+    "LEGACY_LANE_HISTORY_LIMITS",
+    "ActionShape",
+    "LaneShape",
+]
+
+#: The continue-as-new thresholds of lane runs that recorded none, newest first:
+#: 2,000 from 0013fc8 on, 3,000 before — a change shipped without a marker, so a
+#: run cannot say which it was written with (see `versioning.legacy_lane_limit`).
+LEGACY_LANE_HISTORY_LIMITS = (2000, 3000)
+
+
+@dataclass(frozen=True)
+class ActionShape:
+    """The numbers that shape an action workflow's commands (its input's `shape`)."""
+
+    #: children open at once (Temporal refuses more than 2,000 pending children)
+    child_window: int = 1000
+    #: child starts issued per workflow task (where `BATCHED_STARTS` is recorded):
+    #: each start's input travels in the parent's history and the server reads the
+    #: start from there, so hundreds in one task make one large batch it reads per child
+    start_batch: int = 50
+    #: deadlock probes whose origins it remembers, to pass each on once (S4.9)
+    probes_remembered: int = 256
+    #: a probe whose path grows past this is dropped (S4.9)
+    max_hops: int = 64
+
+
+@dataclass(frozen=True)
+class LaneShape:
+    """The numbers that shape a lane workflow's commands (its state's `shape`)."""
+
+    #: continue-as-new past this many history events; None: recorded before
+    #: shapes existed (`LEGACY_LANE_HISTORY_LIMITS`)
+    history_limit: int | None = None
+    #: outgoing signals under way at once (Temporal allows 2,000 pending per run)
+    window: int = 200
+    #: ids of departed actions remembered, so a repeated join is ignored
+    recent: int = 1000
+    #: a probe whose path grows past this is dropped (S4.9)
+    max_hops: int = 64
+
+
+#: what new actions get (equal to the defaults: nothing travels)
+CURRENT_ACTION_SHAPE = ActionShape()
+#: what new lane runs get: a burst of joins taken in one task can add about a
+#: thousand events before the lane can continue, so 2,000 keeps runs near 3,000
+CURRENT_LANE_SHAPE = LaneShape(history_limit=2000)
