@@ -55,7 +55,6 @@ class LaneWorkflow(LaneOutbox):
         # JSON in and out (wire.py): a continued lane may carry thousands of messages
         self._state = decode(LaneState, state)
         info = workflow.info()
-        refuse_unknown("lane", info.workflow_id, self._state.revision, LANE_REVISION)
         #: continue-as-new past this many history events, as recorded when the run
         #: was created (versioning.py: runs recorded before that)
         self._history_limit = self._state.shape.history_limit or legacy_lane_limit(info.run_id)
@@ -172,6 +171,8 @@ class LaneWorkflow(LaneOutbox):
     # -- the loop ------------------------------------------------------------
     @workflow.run
     async def run(self, state: Json) -> Json:
+        # a newer release's lane: leave it to a newer worker (fails the task only)
+        refuse_unknown("lane", workflow.info().workflow_id, self._state.revision, LANE_REVISION)
         while True:
             self._grant_next()
             if self._history_is_long():

@@ -67,10 +67,7 @@ class ActionWorkflow:
     def __init__(self, input: Json) -> None:
         # an ActionInput, rebuilt by `wire.decode`: Temporal's converter would
         # re-evaluate its type hints on every start (see wire.py)
-        action_input = decode(ActionInput, input)
-        # a newer release's input: leave it to a newer worker (fails the task only)
-        refuse_unknown("action", action_input.action_id, action_input.revision, REVISION)
-        self._action = ActionRun(action_input)
+        self._action = ActionRun(decode(ActionInput, input))
         self._dependencies = Dependencies(self._action.data)
         self._steps = StepRuns(self._action, self._dependencies)
 
@@ -148,6 +145,8 @@ class ActionWorkflow:
         """S3 in order: prepare; then achieved, performing at once, pending in the
         lane until its turn, or ended before it began; then finish."""
         action = self._action
+        # a newer release's input: leave it to a newer worker (fails the task only)
+        refuse_unknown("action", action.data.id, action.input.revision, REVISION)
         metrics.started(action.data)
         prepared = await self._prepare(action.input)
         ending: Ending | None
