@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
@@ -52,7 +53,7 @@ async def temporal(tmp_path) -> AsyncIterator[WorkflowEnvironment]:
         client=env.client,
         database_url=f"sqlite:///{tmp_path / 'app.db'}",
         task_queue=f"upgrade-{uuid.uuid4().hex[:8]}",
-        lane_idle=__import__("datetime").timedelta(seconds=0),
+        lane_idle=timedelta(seconds=0),
     )
     try:
         yield env
@@ -105,7 +106,8 @@ async def test_an_action_of_a_newer_revision_waits_for_a_newer_worker(
         message = await refused_task(client, action_id)
         assert f"revision {REVISION + 1}" in message and "newer worker" in message, message
         assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-    assert any("newer worker" in r.getMessage() and action_id in r.getMessage() for r in caplog.records)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("newer worker" in line and action_id in line for line in logged), logged
     assert reload(car).mileage == 0  # nothing ran
 
     monkeypatch.setattr(workflows, "REVISION", REVISION + 1)  # the upgraded worker
