@@ -67,7 +67,11 @@ class ActionRun:
         #: the deadlock probes it passed on, by origin, oldest first (S4.9)
         self.probed: dict[str, Probe] = {}
         #: probes under way to a successor, kept referenced until sent
-        self.sending: set[asyncio.Future[None]] = set()
+        self.sending: set[asyncio.Future[bool]] = set()
+        #: the timer of the action's next check on its lane (lane_checks.py), and the
+        #: task checking the lanes its forwarded dependencies wait in
+        self.check_alarm: asyncio.Future[None] | None = None
+        self.forwards_check: asyncio.Future[None] | None = None
         #: search-attribute updates waiting for the next upsert (`upsert`)
         self._pending_upserts: list[SearchAttributeUpdate[str]] = []
         self._shown: dict[str, object] = {}
@@ -122,8 +126,9 @@ class ActionRun:
         workflow.upsert_search_attributes([*self._pending_upserts, update])
         self._pending_upserts.clear()
 
-    async def signal_lane(self, name: str, payload: Any) -> None:
-        """Send the action's lane workflow a message (a withdraw or a release)."""
+    async def signal_lane(self, name: str, payload: Any) -> bool:
+        """Send the action's lane workflow a message (a withdraw, a check, a release);
+        False when the lane workflow is closed."""
         prepared = self.prepared
         assert prepared is not None and prepared.lane_id is not None
-        await signal(prepared.lane_id, name, payload)
+        return await signal(prepared.lane_id, name, payload)

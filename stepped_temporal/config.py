@@ -46,6 +46,8 @@ class Settings:
     heartbeat_timeout: timedelta = timedelta(seconds=30)
     #: how long an idle lane waits for a late join before it ends
     lane_idle: timedelta = timedelta(seconds=10)
+    #: how often an action waiting on a lane checks the lane still holds it (0: never)
+    lane_check: timedelta = timedelta(seconds=60)
     #: keep Stepped's search attributes on actions: None = when they are registered
     search_attributes: bool | None = None
     #: a root start that finds its checksum achieved (S3.4) still creates a workflow
@@ -83,6 +85,7 @@ def configure(
     tracing: Any = None,
     metrics_bind: str | None = None,
     lane: str | None = None,
+    lane_check: timedelta | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
@@ -105,8 +108,11 @@ def configure(
     serves Temporal's and Stepped's metrics for Prometheus from the client
     Stepped connects (with your own `client`, connect it with
     `metrics.prometheus_runtime(...)` instead). `lane` is the lane policy of
-    actions whose definition names none (S4.10, default "supersede"). Arguments
-    left out keep their current values.
+    actions whose definition names none (S4.10, default "supersede"). `lane_check`
+    (default 60 s) is how often an action waiting on a lane checks that the lane
+    still holds it: one whose lane workflow was terminated, failed or reset ends
+    `cancelled` (error `LaneGone`) within about that long. Arguments left out keep
+    their current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -136,6 +142,8 @@ def configure(
         changes["activity_timeout"] = activity_timeout
     if lane_idle is not None:
         changes["lane_idle"] = lane_idle
+    if lane_check is not None:
+        changes["lane_check"] = lane_check
     if heartbeat_timeout is not None:
         changes["heartbeat_timeout"] = heartbeat_timeout
     if search_attributes is not None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from .lane_messages import Forward
     from .messages import ActionData
 
 __all__ = ["Dependencies"]
 
 
 class _Dependency:
-    __slots__ = ("concluded", "number", "step", "target")
+    __slots__ = ("concluded", "lane", "number", "step", "target")
 
     def __init__(self, step: int, number: int, target: str | None) -> None:
         self.step = step
@@ -28,6 +29,8 @@ class _Dependency:
         self.concluded = False
         #: the action it waits on: the child, then any successor (None: a timer)
         self.target = target
+        #: the lane that moved it to a successor, and answers for it now
+        self.lane: str | None = None
 
 
 class Dependencies:
@@ -60,14 +63,16 @@ class Dependencies:
         """Whether the dependency concluded already."""
         return self._records[dependency_id].concluded
 
-    def forward(self, dependency_id: str, successor: str) -> None:
-        """A dependency now waits on `successor`: list it in the waiting step too (S4.2).
-        (A lane sends a parent its forwards in order, `lane_outbox`: the last wins.)"""
+    def forward(self, dependency_id: str, successor: str, lane: str | None = None) -> None:
+        """A dependency now waits on `successor`, held by `lane`: list it in the waiting
+        step too (S4.2). (A lane sends a parent its forwards in order, `lane_outbox`:
+        the last wins.)"""
         dependency = self._records.get(dependency_id)
         if dependency is None:
             return
         if dependency.target is not None and not dependency.concluded:
             dependency.target = successor
+            dependency.lane = lane
         actions = self._data.steps[dependency.step].actions
         if successor not in actions:
             actions.append(successor)
@@ -79,6 +84,15 @@ class Dependencies:
             for record in self._records.values()
             if record.target is not None and not record.concluded
         }
+
+    def forwarded(self) -> dict[str, list[Forward]]:
+        """The dependencies still waiting on a successor a lane moved them to, by lane
+        (what `lane_checks` asks each lane about), in the order they were added."""
+        by_lane: dict[str, list[Forward]] = {}
+        for dependency_id, record in self._records.items():
+            if record.lane is not None and record.target is not None and not record.concluded:
+                by_lane.setdefault(record.lane, []).append(Forward(dependency_id, record.target))
+        return by_lane
 
     def list_started(self, child_id: str) -> None:
         """List a started child in its step's `actions`, in call order (S9.2)."""

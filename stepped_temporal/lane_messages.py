@@ -69,7 +69,8 @@ class Verdict:
     kinds: "perform"; "superseded" (by = successor); "shared" (by = the action it
     shares); "deadlocked" (message); "withdrawn"; "resolved" (the shared action
     ended: status, error, successful, completed_at); "refused" (error: the lane
-    policy turned the candidate away, S4.10).
+    policy turned the candidate away, S4.10); "lost" (message: the lane run does
+    not hold the action, which asked — its lane was terminated, failed or reset).
     """
 
     kind: str
@@ -98,6 +99,20 @@ class Forward:
     successor: str
     #: successors it waited on in between, merged into this one message (oldest first)
     via: list[str] = field(default_factory=list)
+    #: the workflow id of the lane that holds the dependency now (None: a lane of a
+    #: release before lane checks), which the waiting parent checks on (`lane_checks`)
+    lane: str | None = None
+
+
+@dataclass(frozen=True)
+class LanePing:
+    """An action asks its lane whether it still holds what the action waits for: the
+    action itself (pending, or shared with another), or — `forwards` — the action's
+    dependencies it moved to successors. The lane answers only what it does not
+    hold: "lost" to the action, an unsuccessful conclusion per dependency."""
+
+    action_id: str
+    forwards: list[Forward] = field(default_factory=list)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from .lane_messages import LaneEntry, Verdict
-    from .lane_rules import LaneRules
+    from .lane_watch import LaneWatch
     from .messages import ErrorData
     from .wait_for import BREAK, CONFIRM, PENDING, SHARED, Hop, Probe, stamp
 
@@ -26,7 +26,7 @@ __all__ = ["PROBES", "LaneProbes"]
 PROBES = "stepped-deadlock-probes"
 
 
-class LaneProbes(LaneRules):
+class LaneProbes(LaneWatch):
     """What a lane does with deadlock probes (the workflow owns the loop)."""
 
     def _stamp(self, entry: LaneEntry) -> None:

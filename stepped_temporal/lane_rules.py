@@ -127,16 +127,18 @@ class LaneRules:
         step's list), so a burst costs one signal per dependency, not n²/2."""
         key = (dependency.workflow_id, dependency.dependency_id)
         unsent = self._unsent_forwards.get(key)
+        lane = workflow.info().workflow_id  # the parent checks on us (lane_checks.py)
         if not workflow.patched(COALESCED_FORWARDS):  # as histories before it recorded
-            message = Outgoing.of(key[0], Forward(key[1], successor))
+            message = Outgoing.of(key[0], Forward(key[1], successor, lane=lane))
             self._state.outbox.append(message)
             self._unsent_forwards[key] = message
             return
         if unsent is not None and unsent.forward:
             before = unsent.forward
-            unsent.forward = Forward(key[1], successor, [*before.via, before.successor])
+            via = [*before.via, before.successor]
+            unsent.forward = Forward(key[1], successor, via, lane=lane)
             return
-        message = Outgoing.of(key[0], Forward(key[1], successor))
+        message = Outgoing.of(key[0], Forward(key[1], successor, lane=lane))
         self._state.outbox.append(message)
         self._unsent_forwards[key] = message
 

@@ -4,6 +4,8 @@ on it (S3.5, S4.1-S4.4, S4.6, S4.9).
 The lane decides: perform, superseded (final at once), shared (mirror the
 action shared with), deadlocked, withdrawn (after our own withdraw, when
 the action is cancelled while pending) or refused (its lane policy, S4.10).
+While it waits, the action checks that its lane still holds it
+(`lane_checks`): a lane that is gone — "lost", or closed — ends it cancelled.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .endings import Ending
+    from .lane_checks import LANE_GONE, lane_gone, wait_checking
     from .lane_messages import LaneWithdraw, Verdict
     from .messages import ErrorData
     from .workflow_support import now
 
 __all__ = ["take_turn"]
 
-#: what ends an action that shares another's result (S4.3, S4.9)
-_ENDS_SHARING = ("resolved", "deadlocked")
+#: what ends an action that shares another's result (S4.3, S4.9, lane_checks)
+_ENDS_SHARING = ("resolved", "deadlocked", "lost")
 
 
 async def take_turn(action: ActionRun, perform: Callable[[], Awaitable[Ending]]) -> Ending | None:
@@ -40,11 +43,15 @@ async def take_turn(action: ActionRun, perform: Callable[[], Awaitable[Ending]])
         return turn() is not None or (action.cancel_requested and not withdrawing)
 
     while True:
-        await workflow.wait_condition(awaited)
+        if not await wait_checking(action, awaited):
+            lane_gone(action)
+            return Ending("cancelled", release=False)
         verdict = turn()
         if verdict is None:
             withdrawing = True
-            await action.signal_lane("withdraw", LaneWithdraw(action.data.id))
+            withdrawn = await action.signal_lane("withdraw", LaneWithdraw(action.data.id))
+            if not withdrawn and workflow.patched(LANE_GONE):
+                return Ending("cancelled", release=False)  # its lane is closed: nobody to tell
             continue
         action.verdicts.remove(verdict)
         if verdict.kind == "perform":
@@ -62,6 +69,9 @@ async def take_turn(action: ActionRun, perform: Callable[[], Awaitable[Ending]])
             return _deadlocked(action, verdict)
         if verdict.kind == "shared":
             return await _follow(action, verdict.by)
+        if verdict.kind == "lost":  # its lane run does not hold it (lane_watch)
+            lane_gone(action, verdict.message)
+            return Ending("cancelled", release=False)
 
 
 def _deadlocked(action: ActionRun, verdict: Verdict) -> Ending:
@@ -83,14 +93,18 @@ async def _follow(action: ActionRun, shared_with: str | None) -> Ending | None:
     """Shared (S4.3): mirror the final result of the action we share with."""
     data = action.data
     data.resolved_by = shared_with
-    await workflow.wait_condition(
-        lambda: action.cancel_requested or any(v.kind in _ENDS_SHARING for v in action.verdicts)
+    ended = await wait_checking(
+        action,
+        lambda: action.cancel_requested or any(v.kind in _ENDS_SHARING for v in action.verdicts),
     )
     resolved = next((v for v in action.verdicts if v.kind == "resolved"), None)
     if resolved is None:
         deadlocked = next((v for v in action.verdicts if v.kind == "deadlocked"), None)
         if deadlocked is not None:  # S4.9: sharing closed a cycle of waits
             return _deadlocked(action, deadlocked)
+        lost = next((v for v in action.verdicts if v.kind == "lost"), None)
+        if not ended or lost is not None:  # its lane is gone (lane_checks)
+            lane_gone(action, lost.message if lost else None)
         return Ending("cancelled", release=False, callbacks=False)
     data.status = resolved.status or "failed"
     data.error = resolved.error

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         LANE_REVISION,
         LaneEntry,
         LaneJoin,
+        LanePing,
         LaneRelease,
         LaneState,
         LaneWithdraw,
@@ -153,6 +154,14 @@ class LaneWorkflow(LaneOutbox):
                     Verdict("resolved", by=entry.action_id, status="cancelled", successful=False),
                 )
                 return
+        self._withdrawn_elsewhere(withdraw.action_id)
+
+    @workflow.signal(name="ping")
+    def ping_signal(self, raw: Json) -> None:
+        """An action checks the lane still holds what it waits for (lane_watch.py)."""
+        ping = received(LanePing, raw, "ping")
+        if ping is not None:
+            self._pinged(ping)
 
     @workflow.signal(name="probe")
     def probe_signal(self, raw: Json) -> None:

@@ -149,6 +149,9 @@ class Prepared:
     first_step_started_at: str | None = None
     #: ... and when that step ended (in a local prepare, after the workflow's time)
     first_step_completed_at: str | None = None
+    #: how often (seconds) the action checks that a lane it waits on still holds
+    #: what it waits for (lane_checks.py); None: none (0, or an older release)
+    lane_check: float | None = None
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,7 @@ def _prepare(
         error=problem,
         activity_timeout=settings().activity_timeout.total_seconds(),
         heartbeat_timeout=heartbeat_seconds(),
+        lane_check=settings().lane_check.total_seconds() or None,
     )
     if performed is not None:
         prepared = replace(prepared, first_step=performed, first_step_started_at=stamp())

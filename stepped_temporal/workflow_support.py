@@ -117,14 +117,16 @@ def activity_error(error: BaseException) -> ErrorData:
     return ErrorData(type(cause).__name__ if cause else type(error).__name__, str(cause or error))
 
 
-async def signal(workflow_id: str, name: str, payload: Any) -> None:
-    """Signal another workflow; one that already closed has nobody left to tell."""
+async def signal(workflow_id: str, name: str, payload: Any) -> bool:
+    """Signal another workflow; one that already closed has nobody left to tell (False)."""
     try:
         await workflow.get_external_workflow_handle(workflow_id).signal(name, encode(payload))
     except ApplicationError as error:
         if error.type != "ExternalWorkflowExecutionNotFound":
             raise
         workflow.logger.info("signal %s to closed workflow %s dropped", name, workflow_id)
+        return False
+    return True
 
 
 def received(cls: type[T], raw: Any, signal_name: str) -> T | None:

@@ -21,7 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from . import action_probes, metrics, timers
+    from . import action_probes, lane_checks, metrics, timers
     from .action_run import ActionRun
     from .dependencies import Dependencies
     from .endings import Ending, finish
@@ -95,7 +95,9 @@ class ActionWorkflow:
         """A dependency now waits on a successor: list it in the waiting step (S4.2)."""
         if accepted(forward, Forward, "forward"):
             for successor in [*forward.via, forward.successor]:  # (merged forwards)
-                self._dependencies.forward(forward.dependency_id, successor)
+                self._dependencies.forward(forward.dependency_id, successor, forward.lane)
+            if forward.lane is not None:  # check the lane answering for it now
+                lane_checks.check_forwards(self._action, self._dependencies)
             if self._action.probed:  # S4.9: probes that went to the superseded child
                 action_probes.forwarded(self._action, self._dependencies, forward.successor)
 
