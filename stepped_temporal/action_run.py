@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
-    from .lane_messages import Verdict
+    from .lane_messages import LaneRelease, Verdict
     from .messages import ActionContext, ActionData, ActionInput, Prepared
     from .wait_for import Probe
     from .workflow_support import signal
@@ -64,6 +64,8 @@ class ActionRun:
         self.achieved = False
         #: when the last step gave up the claim (its end, as the next holder sees it)
         self.released_at: str | None = None
+        #: the release it sent its lane as it ended (`endings.finish`)
+        self.release: LaneRelease | None = None
         #: the deadlock probes it passed on, by origin, oldest first (S4.9)
         self.probed: dict[str, Probe] = {}
         #: probes under way to a successor, kept referenced until sent

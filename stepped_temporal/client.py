@@ -36,6 +36,9 @@ from .workflows import ACTION_WORKFLOW
 
 log = logging.getLogger("stepped_temporal")
 
+#: the deadline of `complete()`'s update, which waits for a worker to run it
+COMPLETE_PATIENCE = timedelta(seconds=60)
+
 #: Called with the handle of each started root action (the test environment listens).
 start_listeners: list[Callable[[ActionHandle], None]] = []
 
@@ -113,13 +116,13 @@ class ActionHandle:
 
     async def _query(self, patience: timedelta | None = None) -> ActionData:
         data: ActionData = await self.workflow.query(
-            "describe", result_type=ActionData, rpc_timeout=patience
+            "describe", result_type=ActionData, rpc_timeout=patience or settings().rpc_timeout
         )
         return data
 
     async def _performing_in_prepare(self) -> Prepared | None:
         """What the running prepare activity reported once it claimed the key."""
-        description = await self.workflow.describe()
+        description = await self.workflow.describe(rpc_timeout=settings().rpc_timeout)
         for pending in description.raw_description.pending_activities:
             details = pending.heartbeat_details.payloads
             if pending.activity_type.name == "stepped_prepare" and details:
@@ -131,7 +134,7 @@ class ActionHandle:
     async def cancel(self) -> bool:
         """Cancel the action (S4.6); False when it had already ended."""
         try:
-            await self.workflow.signal("cancel")
+            await self.workflow.signal("cancel", rpc_timeout=settings().rpc_timeout)
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 return False
@@ -221,6 +224,7 @@ async def start(actor: ActorBase, name: str, *arguments: Any) -> ActionHandle:
         search_attributes=(
             initial_search_attributes(type_name, actor_id, name) if attributes else None
         ),
+        rpc_timeout=settings().rpc_timeout,
     )
     return _started(ActionHandle(client, action_id))
 
@@ -251,7 +255,8 @@ async def _search_attributes_enabled(client: Client) -> bool:
     if known is None:
         try:
             response = await client.operator_service.list_search_attributes(
-                ListSearchAttributesRequest(namespace=client.namespace)
+                ListSearchAttributesRequest(namespace=client.namespace),
+                timeout=settings().rpc_timeout,
             )
             registered = set(response.custom_attributes)
         except RPCError:
@@ -294,7 +299,7 @@ async def complete(actor: ActorBase, name: str, status: str = "succeeded") -> bo
     client = await get_client()
     try:
         completed: bool = await client.get_workflow_handle(action_id).execute_update(
-            "complete", status, result_type=bool
+            "complete", status, result_type=bool, rpc_timeout=COMPLETE_PATIENCE
         )
     except RPCError as error:
         if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):

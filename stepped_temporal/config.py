@@ -48,6 +48,8 @@ class Settings:
     lane_idle: timedelta = timedelta(seconds=10)
     #: how often an action waiting on a lane checks the lane still holds it (0: never)
     lane_check: timedelta = timedelta(seconds=60)
+    #: the deadline of each call Stepped makes to Temporal (long polls excepted)
+    rpc_timeout: timedelta = timedelta(seconds=10)
     #: keep Stepped's search attributes on actions: None = when they are registered
     search_attributes: bool | None = None
     #: a root start that finds its checksum achieved (S3.4) still creates a workflow
@@ -86,6 +88,7 @@ def configure(
     metrics_bind: str | None = None,
     lane: str | None = None,
     lane_check: timedelta | None = None,
+    rpc_timeout: timedelta | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
@@ -111,8 +114,9 @@ def configure(
     actions whose definition names none (S4.10, default "supersede"). `lane_check`
     (default 60 s) is how often an action waiting on a lane checks that the lane
     still holds it: one whose lane workflow was terminated, failed or reset ends
-    `cancelled` (error `LaneGone`) within about that long. Arguments left out keep
-    their current values.
+    `cancelled` (error `LaneGone`) within about that long. `rpc_timeout` (default
+    10 s) is the deadline of every call Stepped makes to Temporal but the long
+    polls that wait for a result. Arguments left out keep their current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -144,6 +148,8 @@ def configure(
         changes["lane_idle"] = lane_idle
     if lane_check is not None:
         changes["lane_check"] = lane_check
+    if rpc_timeout is not None:
+        changes["rpc_timeout"] = rpc_timeout
     if heartbeat_timeout is not None:
         changes["heartbeat_timeout"] = heartbeat_timeout
     if search_attributes is not None:

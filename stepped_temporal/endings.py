@@ -9,6 +9,7 @@ Parents are told by the lane or by the child's own end (`ChildStarts`), not here
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 
@@ -22,7 +23,10 @@ with workflow.unsafe.imports_passed_through():
     from .wire import decode, encode
     from .workflow_support import SYSTEM_RETRY, run_activity
 
-__all__ = ["Ending", "finish"]
+__all__ = ["LATE_ADOPTION", "Ending", "answer_late_adoption", "finish"]
+
+#: the patch id of `answer_late_adoption` (histories before it ignored such verdicts)
+LATE_ADOPTION = "stepped-late-adoption"
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,18 @@ async def finish(action: ActionRun, ending: Ending) -> None:
     # release found the key contended, or the lane's perform verdict came).
     adopted = action.lane_owned or any(v.kind == "perform" for v in action.verdicts)
     if ending.release and (not action.claimed or adopted):
-        await action.signal_lane(
-            "release",
-            LaneRelease(data.id, status, data.successful, data.error, data.completed_at),
+        action.release = LaneRelease(
+            data.id, status, data.successful, data.error, data.completed_at
         )
+        await action.signal_lane("release", action.release)
+
+
+def answer_late_adoption(action: ActionRun) -> None:
+    """A lane's perform verdict reached an action that has released its key already:
+    a claim holder whose release beat the join that told the lane about it (and
+    found no lane run, or one that missed it: store/claims.py). Release again, or
+    the lane would wait for it for ever."""
+    if action.release is not None and workflow.patched(LATE_ADOPTION):
+        task = asyncio.ensure_future(action.signal_lane("release", action.release))
+        action.sending.add(task)
+        task.add_done_callback(action.sending.discard)

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from .client import ActionHandle
+from .config import settings
 from .keys import LANE_PREFIX
 from .lane_view import LaneState, lane, lane_workflow_state
 from .trees import span
@@ -79,7 +80,8 @@ async def _listed(client: Client, workflow_id: str) -> LaneSummary | None:
 
 async def contended_lanes(client: Client) -> list[LaneSummary]:
     """Every lane workflow running now, by key."""
-    ids = [execution.id async for execution in client.list_workflows(RUNNING_LANES)]
+    listed = client.list_workflows(RUNNING_LANES, rpc_timeout=settings().rpc_timeout)
+    ids = [execution.id async for execution in listed]
     found = await asyncio.gather(*(_listed(client, workflow_id) for workflow_id in ids))
     return sorted((lane for lane in found if lane is not None), key=lambda lane: lane.key)
 

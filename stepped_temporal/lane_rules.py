@@ -32,10 +32,12 @@ with workflow.unsafe.imports_passed_through():
     from .messages import Dependency, ErrorData
     from .wait_for import Probe
 
-__all__ = ["COALESCED_FORWARDS", "HANDOVERS", "LaneRules"]
+__all__ = ["COALESCED_FORWARDS", "EARLY_RELEASES", "HANDOVERS", "LaneRules"]
 
 #: the patch id of `LaneRules._forward` merging forwards (histories before it sent each)
 COALESCED_FORWARDS = "stepped-coalesced-forwards"
+#: the patch id of `LaneRules._released_early` (histories before it ignored such releases)
+EARLY_RELEASES = "stepped-early-releases"
 
 #: how many superseded and shared actions a lane lists (`stepped.lane()`)
 HANDOVERS = 50
@@ -174,6 +176,14 @@ class LaneRules:
         for follower in entry.followers:
             self._send(follower, outcome)
         self._remember(entry.action_id)
+
+    def _released_early(self, action_id: str) -> None:
+        """A release from an action the lane does not hold as performing: a key's
+        claim holder that ended before a join told the lane of it (the join is
+        sent after its transaction commits, store/claims.py). Remembered, so that
+        join does not adopt it as performing — it would wait for it for ever."""
+        if not self._known(action_id) and workflow.patched(EARLY_RELEASES):
+            self._remember(action_id)
 
     def _remember(self, action_id: str) -> None:
         recent = self._state.recent

@@ -19,8 +19,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from . import time_skipping
 from .config import settings
 from .keys import lane_id
-from .lane_messages import LaneJoin, LaneState
+from .lane_messages import LANE_REVISION, LaneJoin, LaneState
 from .search_attributes import lane_search_attributes
+from .shapes import CURRENT_LANE_SHAPE
 
 __all__ = ["join_lane"]
 
@@ -32,7 +33,14 @@ async def join_lane(
 ) -> None:
     """Signal-with-start the lane of `key` with `join` (see the module's docstring)."""
     idle = settings().lane_idle.total_seconds()
-    state = LaneState(key=key, idle_seconds=idle, test_server=time_skipping.skips_time(client))
+    state = LaneState(
+        key=key,
+        idle_seconds=idle,
+        test_server=time_skipping.skips_time(client),
+        # a run created now: this release's numbers (shapes.py) and behaviour
+        shape=CURRENT_LANE_SHAPE,
+        revision=LANE_REVISION,
+    )
     attributes = lane_search_attributes(key) if search_attributes else None
     try:
         await _start_lane(client, key, join, state, task_queue, attributes)
@@ -66,4 +74,6 @@ async def _start_lane(
         search_attributes=attributes,
         start_signal="join",
         start_signal_args=[join],
+        # never under a database lock (preparing.py), and never for ever
+        rpc_timeout=settings().rpc_timeout,
     )

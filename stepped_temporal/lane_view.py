@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from .config import get_client, read_session
+from .config import get_client, read_session, settings
 from .keys import lane_id
 from .lane_messages import LaneState as LaneRun
 from .store import claims
@@ -65,7 +65,7 @@ async def lane_workflow_state(client: Client, key: str) -> LaneState | None:
     idle; None when the key never had one. Reads no database."""
     try:
         run: LaneRun = await client.get_workflow_handle(lane_id(key)).query(
-            "state", result_type=LaneRun
+            "state", result_type=LaneRun, rpc_timeout=settings().rpc_timeout
         )
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:

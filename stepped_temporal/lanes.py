@@ -123,7 +123,10 @@ class LaneWorkflow(LaneOutbox):
         """The performing action reached a final status (S4.5)."""
         release = received(LaneRelease, raw, "release")
         performing = self._state.performing
-        if release is None or performing is None or performing.action_id != release.action_id:
+        if release is None:
+            return
+        if performing is None or performing.action_id != release.action_id:
+            self._released_early(release.action_id)
             return
         self._state.performing = None
         self._conclude_entry(

@@ -29,7 +29,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from .action_run import initial_data
-from .config import read_session
+from .config import read_session, settings
 from .messages import ActionData, ActionInput, Prepared
 from .store import claims, records
 from .wire import decode
@@ -70,7 +70,8 @@ async def in_prepare(client: Client, action_id: str) -> ActionData | None:
     prepare (busy for another reason, or its worker is gone: ask it, and wait)."""
     started: HistoryEvent | None = None
     count = 0
-    async for event in client.get_workflow_handle(action_id).fetch_history_events():
+    handle = client.get_workflow_handle(action_id)
+    async for event in handle.fetch_history_events(rpc_timeout=settings().rpc_timeout):
         count += 1
         if event.event_type not in _BEFORE_ANY_COMMAND or count > _MAX_EVENTS:
             return None

@@ -18,7 +18,6 @@ worker, so records are looked up unless it runs in the workflow's first task
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -55,19 +54,15 @@ class HookOutcome:
     completion: str | None = None
 
 
-#: Signals the lane (async, on the activity's event loop) from the prepare thread.
-Joiner = Callable[[str, LaneJoin], None]
-
 #: Tells the world (by a heartbeat, if the step still runs a moment later) that a
 #: claimed action performs, and how (S9.2): for a regular prepare activity, the
 #: one an input of revision 1 asks for.
 Reporter = Callable[[Prepared], None]
 
 
-def _prepare(
-    data: PrepareInput, join: Joiner, report: Reporter
-) -> tuple[Prepared, LaneJoin | None]:
-    """Prepare the action; the second value is a lane join to send after the commit."""
+def _prepare(data: PrepareInput, report: Reporter) -> tuple[Prepared, LaneJoin | None]:
+    """Prepare the action; the second value is a lane join to send after the commit
+    (never under the claim's row lock: Temporal may be slow, the lock must not be)."""
     context = data.action
     encoded = list(context.arguments)
     later: LaneJoin | None = None
@@ -127,7 +122,6 @@ def _prepare(
                 outcome, problem, later = _claim(
                     session,
                     data,
-                    join,
                     concurrency_key,
                     checksum_key,
                     checksum,
@@ -213,7 +207,6 @@ def _perform_first_step(data: PrepareInput, prepared: Prepared) -> Prepared:
 def _claim(
     session: Session,
     data: PrepareInput,
-    join: Joiner,
     key: str,
     checksum_key: str,
     checksum: str | None,
@@ -253,12 +246,8 @@ def _claim(
         policy=policy,
         max_pending=max_pending,
     )
-    if found.holder is None:
-        return "joined", None, lane_join
-    # The lane must hear of the holder before the holder can release the key
-    # (its release waits for this row lock): signal before committing.
-    join(key, lane_join)
-    return "joined", None, None
+    # Sent once this transaction committed (see store/claims.py for the holder's race)
+    return "joined", None, lane_join
 
 
 def _callback_statuses(definition: Definition) -> list[str]:
@@ -271,28 +260,14 @@ async def prepare(input: Json) -> Json:
     or join the lane."""
     data = decode(PrepareInput, input)  # JSON both ways: see wire.py
     first_task.set(data.first_task)  # (read by `attempt`, in the thread too)
-    loop = asyncio.get_running_loop()
-
     details: list[Any] = []
-
-    def join(key: str, lane_join: LaneJoin) -> None:
-        coroutine = join_lane(
-            activity.client(),
-            key,
-            lane_join,
-            task_queue=data.task_queue,
-            search_attributes=data.search_attributes,
-        )
-        asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
     def report(prepared: Prepared) -> None:
         # in_thread sends it by heartbeat if the step still runs a moment later
         # (REPORT_WITHIN), and every later heartbeat repeats it
         details[:] = [encode(prepared)]
 
-    prepared, later = await in_thread(
-        lambda: _prepare(data, join, report), details, budget=data.budget
-    )
+    prepared, later = await in_thread(lambda: _prepare(data, report), details, budget=data.budget)
     if later is not None:
         assert prepared.concurrency_key is not None
         await join_lane(

@@ -299,6 +299,7 @@ def _settings_kwargs(saved: config.Settings) -> dict[str, Any]:
         "activity_timeout": saved.activity_timeout,
         "lane_idle": saved.lane_idle,
         "lane_check": saved.lane_check,
+        "rpc_timeout": saved.rpc_timeout,
         "search_attributes": saved.search_attributes,
         "heartbeat_timeout": saved.heartbeat_timeout,
         "record_achieved_starts": saved.record_achieved_starts,

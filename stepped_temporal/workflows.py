@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from . import action_probes, lane_checks, metrics, timers
     from .action_run import ActionRun
     from .dependencies import Dependencies
-    from .endings import Ending, finish
+    from .endings import Ending, answer_late_adoption, finish
     from .failures import FAILURE_TYPES, PATCH, failure
     from .lane_messages import Conclusion, Forward, Verdict
     from .lane_turns import take_turn
@@ -77,6 +77,8 @@ class ActionWorkflow:
         """The lane's word: perform, superseded, shared, deadlocked, withdrawn, resolved."""
         if accepted(verdict, Verdict, "verdict"):
             self._action.verdicts.append(verdict)
+            if verdict.kind == "perform":  # an adoption after we released: again
+                answer_late_adoption(self._action)
 
     @workflow.signal
     def conclude(self, conclusion: Conclusion) -> None:

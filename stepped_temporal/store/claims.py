@@ -11,13 +11,16 @@ checked its achievement:
   lane workflow exists. It deletes the row when it ends.
 - a row: the key is contended, and the action joins the lane workflow, which
   owns the key from then on (S4). The first to find the row uncontended marks
-  it ``contended`` and its join carries the holder, signalled *before* the
-  transaction commits, with the row locked: the lane so learns (and adopts as
-  performing) the holder before the holder can release, because the holder's
-  release waits for that lock; and every later joiner, reading ``contended``
-  after that commit, joins plainly. An adopted holder finds ``contended`` at
-  its release and tells the lane; the lane also sends it a perform verdict,
-  which doubles as a liveness check (a closed holder cannot be signalled).
+  it ``contended``; every join carries the holder the row names, so the lane
+  adopts it as performing (once: it ignores a holder it knows). The join is
+  signalled after the transaction commits — never while the row is locked,
+  since Temporal may be slow — so the holder's release can reach the lane
+  first, or before any lane run exists: an adopted holder finds ``contended``
+  at its release and tells the lane, which remembers a release from an action
+  it never held and then does not adopt it (lane_rules.py); a release that
+  found no lane run is answered by the holder when the lane's perform verdict
+  reaches it (workflows.py), or, if it has closed, the failed verdict frees
+  the lane.
 
 A contended row stays: that key keeps using its lane workflow, which still ends
 when idle (S4.5). Only row-level facts cross the lock, so SQLite (whose
@@ -46,7 +49,8 @@ class Claim:
     """How an action holds its key: by claim (no lane), or through the lane workflow."""
 
     claimed: bool
-    #: the holder the lane must adopt before anything else (only when joining)
+    #: the holder the lane must adopt before anything else, unless it knows it
+    #: (only when joining)
     holder: LaneHolder | None = None
     #: the holder is an ancestor of the claimant: it would wait for itself (S4.4)
     deadlocked_with: str | None = None
@@ -85,14 +89,11 @@ def claim(
         return Claim(claimed=True)
     if row.holder is not None and row.holder in ancestry:
         return Claim(claimed=False, deadlocked_with=row.holder)
-    if row.contended:
-        # The lane heard of the holder from whoever marked the row contended
-        # (before that commit): later joins need not carry it, nor hold the lock.
-        return Claim(claimed=False)
     holder = None
     if row.holder is not None:
         holder = LaneHolder(row.holder, row.holder_checksum_key, row.holder_checksum)
-    row.contended = True
+    if not row.contended:
+        row.contended = True
     return Claim(claimed=False, holder=holder)
 
 
