@@ -1,7 +1,9 @@
 """`LaneWorkflow`: one per concurrency key; owns queueing, superseding, sharing
 and deadlock detection (S4), by each candidate's lane policy (S4.10, the rules
-in `lane_rules.py`), and its part in finding deadlocks across trees (S4.9,
-`lane_probes.py`).
+in `lane_rules.py`), its part in finding deadlocks across trees (S4.9,
+`lane_probes.py`) and its answers to the actions that check on it
+(`lane_watch.py`). How long a run grows and how many messages it has under way
+are recorded in its state (`shapes.LaneShape`), never read from a constant.
 
 Modelled on the resource-pool sample: signal handlers only change state and
 queue outgoing messages; the main loop sends them, grants the next action, and

@@ -1,0 +1,109 @@
+"""The versioning rule, kept mechanically (issue 27; docs/architecture.md "Versioning").
+
+Whatever decides which commands a workflow issues is recorded per run: numbers
+in `shapes` (whose defaults are what older runs used, pinned here), behaviours
+behind patch markers (each listed in the architecture page), and no workflow
+module grows an integer constant that replay would read. The one unversioned
+change of the past (the lane's 3,000 → 2,000 threshold) replays through
+`versioning`'s fallback, which this file drives directly; tests/test_replay.py
+replays the recorded histories themselves.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import uuid
+from dataclasses import astuple
+from pathlib import Path
+
+from stepped_temporal import versioning
+from stepped_temporal.shapes import (
+    CURRENT_ACTION_SHAPE,
+    CURRENT_LANE_SHAPE,
+    LEGACY_LANE_HISTORY_LIMITS,
+    ActionShape,
+    LaneShape,
+)
+from tests.test_package_structure import GRAPH, MODULES
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text()
+
+#: integer constants workflow modules may keep, and why replay never reads them
+#: to decide a command
+ALLOWED = {
+    "stepped_temporal.messages.PAYLOAD_VERSION": "checked at the boundary, fails the action",
+    "stepped_temporal.messages.REVISION": "written into new inputs; runs read their own",
+    "stepped_temporal.lane_messages.LANE_REVISION": "written into new lane runs",
+    "stepped_temporal.lane_rules.HANDOVERS": "the length of a list in the lane's state",
+    "stepped_temporal.wait_for.MAX_HOPS": "the default of Probe.well_formed; workflows pass theirs",
+    "stepped_temporal.versioning._REMEMBERED": "how many legacy lane runs a worker remembers",
+}
+
+
+def _workflow_modules() -> set[str]:
+    """Every package module the two workflows import, transitively."""
+    seen: set[str] = set()
+    todo = ["stepped_temporal.workflows", "stepped_temporal.lanes"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(GRAPH[name])
+    return seen - {"stepped_temporal.shapes", "stepped_temporal"}
+
+
+def _int_constants(path: Path) -> list[str]:
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        value = node.value if isinstance(node, ast.Assign) else None
+        if isinstance(value, ast.Constant) and type(value.value) in (int, float):
+            found += [t.id for t in targets if isinstance(t, ast.Name) and t.id.isupper()]
+    return found
+
+
+def test_workflow_modules_keep_no_number_that_replay_would_read():
+    """A number that shapes commands lives in shapes.py and travels in the input."""
+    offenders = [
+        f"{name}.{constant}"
+        for name in sorted(_workflow_modules())
+        for constant in _int_constants(MODULES[name])
+        if f"{name}.{constant}" not in ALLOWED
+    ]
+    assert not offenders, (
+        f"{offenders}: a number in a workflow module is read again at replay; put it "
+        f"in shapes.py (see docs/architecture.md, Versioning) or explain it in ALLOWED"
+    )
+
+
+def test_every_patch_marker_is_listed_in_the_architecture_page():
+    ids = set()
+    for path in MODULES.values():
+        ids.update(re.findall(r'^[A-Z_]+ = "(stepped-[a-z-]+)"', path.read_text(), re.M))
+    ids.discard("stepped-lane/")  # keys.LANE_PREFIX, not a marker
+    assert len(ids) >= 11
+    missing = sorted(i for i in ids if f"`{i}`" not in ARCHITECTURE)
+    assert not missing, f"patch markers missing from docs/architecture.md: {missing}"
+
+
+def test_shape_defaults_are_what_runs_before_shapes_used():
+    """Defaults decode every input written before shapes: never change them."""
+    assert astuple(ActionShape()) == (1000, 50, 256, 64)
+    assert astuple(LaneShape()) == (None, 200, 1000, 64)
+    assert LEGACY_LANE_HISTORY_LIMITS == (2000, 3000)
+    assert ActionShape() == CURRENT_ACTION_SHAPE  # nothing travels yet
+    assert CURRENT_LANE_SHAPE.history_limit == 2000
+
+
+def test_a_legacy_lane_run_tries_the_older_threshold_after_a_nondeterminism_error():
+    run = uuid.uuid4().hex
+    assert versioning.legacy_lane_limit(run) == 2000
+    versioning.learn(run, "Nondeterminism error: No command scheduled for event 2043")
+    assert versioning.legacy_lane_limit(run) == 3000
+    versioning.learn(run, "again")  # both tried: a real bug, left to fail loudly
+    assert versioning.legacy_lane_limit(run) == 3000
+    other = uuid.uuid4().hex
+    versioning.learn(other, "a run that never asked")  # not a legacy lane run
+    assert versioning.legacy_lane_limit(other) == 2000
