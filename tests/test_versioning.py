@@ -14,10 +14,16 @@ from __future__ import annotations
 import ast
 import re
 import uuid
+from collections import OrderedDict
 from dataclasses import astuple
 from pathlib import Path
 
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
 from stepped_temporal import versioning
+from stepped_temporal.lanes import LaneWorkflow
 from stepped_temporal.shapes import (
     CURRENT_ACTION_SHAPE,
     CURRENT_LANE_SHAPE,
@@ -25,6 +31,8 @@ from stepped_temporal.shapes import (
     ActionShape,
     LaneShape,
 )
+from stepped_temporal.worker import workflow_runner
+from stepped_temporal.workflows import ActionWorkflow
 from tests.test_package_structure import GRAPH, MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,3 +115,26 @@ def test_a_legacy_lane_run_tries_the_older_threshold_after_a_nondeterminism_erro
     other = uuid.uuid4().hex
     versioning.learn(other, "a run that never asked")  # not a legacy lane run
     assert versioning.legacy_lane_limit(other) == 2000
+
+
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["unsandboxed", "sandboxed"])
+async def test_a_lane_run_recorded_with_the_older_threshold_replays_after_one_eviction(
+    monkeypatch, sandboxed
+):
+    """Through Temporal's own Replayer and Stepped's runner: a lane run that recorded
+    no threshold, replayed with one it passed without continuing (here 30 events,
+    standing in for 2,000), fails with a non-determinism error; the runner tells
+    `versioning`, and the next replay takes the older threshold and succeeds —
+    what a worker does with a lane run written before 0013fc8."""
+    monkeypatch.setattr(versioning, "LEGACY_LANE_HISTORY_LIMITS", (30, 3000))
+    monkeypatch.setattr(versioning, "_legacy_runs", OrderedDict())  # a fresh worker
+    recorded = ROOT / "tests" / "histories" / "f11ba91-dev" / "28.json"
+    history = WorkflowHistory.from_json(f"lane-{uuid.uuid4().hex}", recorded.read_text())
+    assert len(history.events) > 30 and "SteppedLane" in recorded.read_text()
+    replayer = Replayer(
+        workflows=[ActionWorkflow, LaneWorkflow], workflow_runner=workflow_runner(sandboxed)
+    )
+    first = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert first.replay_failure is not None and "ondeterminism" in str(first.replay_failure)
+    second = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert second.replay_failure is None, second.replay_failure
