@@ -73,6 +73,7 @@ class ActionRun:
         #: the timer of the action's next check on its lane (lane_checks.py), and the
         #: task checking the lanes its forwarded dependencies wait in
         self.check_alarm: asyncio.Future[None] | None = None
+        self.check_every = 0.0
         self.forwards_check: asyncio.Future[None] | None = None
         #: search-attribute updates waiting for the next upsert (`upsert`)
         self._pending_upserts: list[SearchAttributeUpdate[str]] = []

@@ -5,7 +5,9 @@ What an action waiting in a lane — pending, or shared with another — and a
 parent whose dependency a lane moved to a successor (S4.2) wait for can only
 come from that lane. A lane workflow that an operator terminated, that failed
 or that was reset will never send it. So, every `Prepared.lane_check` seconds
-(`configure(lane_check=…)`), such an action asks the lane (`LanePing`): a lane
+(`configure(lane_check=…)`), then twice as long after each check up to
+`shape.check_backoff` times that (an action may wait in a lane for days: its history must
+not grow a check a minute), such an action asks the lane (`LanePing`): a lane
 that holds it stays silent; one that does not answers (lane_watch.py); a closed
 one cannot be signalled, which says the same. Then a pending or sharing action
 ends `cancelled` with a `LaneGone` error, and a forwarded dependency concludes
@@ -36,7 +38,13 @@ with workflow.unsafe.imports_passed_through():
     from .messages import ErrorData
     from .workflow_support import signal
 
-__all__ = ["FORWARDS_CHECKED", "LANE_GONE", "check_forwards", "lane_gone", "wait_checking"]
+__all__ = [
+    "FORWARDS_CHECKED",
+    "LANE_GONE",
+    "check_forwards",
+    "lane_gone",
+    "wait_checking",
+]
 
 #: the patch id of a parent checking the lanes that hold its forwarded dependencies
 FORWARDS_CHECKED = "stepped-forwards-checked"
@@ -65,10 +73,16 @@ async def wait_checking(action: ActionRun, condition: Callable[[], bool]) -> boo
     return True
 
 
-async def _until_alarm(action: ActionRun, seconds: float, condition: Callable[[], bool]) -> bool:
+def _later(action: ActionRun, seconds: float, first: float) -> float:
+    """The interval after a check of `seconds` (see the module's docstring)."""
+    return min(seconds * 2, first * action.input.shape.check_backoff)
+
+
+async def _until_alarm(action: ActionRun, first: float, condition: Callable[[], bool]) -> bool:
     """Wait until `condition()` (True) or the action's check alarm rings (False)."""
     alarm = action.check_alarm
     if alarm is None or alarm.done():
+        seconds = action.check_every = _later(action, action.check_every, first) if alarm else first
         alarm = action.check_alarm = asyncio.ensure_future(workflow.sleep(seconds))
     await workflow.wait_condition(lambda: condition() or alarm.done())
     return condition()
@@ -99,13 +113,15 @@ def check_forwards(action: ActionRun, dependencies: Dependencies) -> None:
 
 
 async def _check_forwards(action: ActionRun, dependencies: Dependencies) -> None:
-    seconds = interval(action)
-    assert seconds is not None
+    first = interval(action)
+    assert first is not None
+    seconds = first
     try:
         if not workflow.patched(FORWARDS_CHECKED):
             return  # recorded before checks existed: as it was
         while True:
             await workflow.sleep(seconds)
+            seconds = _later(action, seconds, first)
             waiting = dependencies.forwarded()
             if not waiting:
                 return

@@ -52,6 +52,8 @@ class ActionShape:
     probes_remembered: int = 256
     #: a probe whose path grows past this is dropped (S4.9)
     max_hops: int = 64
+    #: checks on a lane back off to this many times their first interval (lane_checks)
+    check_backoff: int = 60
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def test_every_patch_marker_is_listed_in_the_architecture_page():
 
 def test_shape_defaults_are_what_runs_before_shapes_used():
     """Defaults decode every input written before shapes: never change them."""
-    assert astuple(ActionShape()) == (1000, 50, 256, 64)
+    assert astuple(ActionShape()) == (1000, 50, 256, 64, 60)
     assert astuple(LaneShape()) == (None, 200, 1000, 64)
     assert LEGACY_LANE_HISTORY_LIMITS == (2000, 3000)
     assert ActionShape() == CURRENT_ACTION_SHAPE  # nothing travels yet
