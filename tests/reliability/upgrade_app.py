@@ -5,7 +5,9 @@ release and of the new code import it side by side — as the top-level module
 processes never see the new package — so it uses only what both have: the public
 API of the release it was written against (fda2b05: `stepped.Actor`,
 `stepped_action(outbound=, timeout=, job=, retry=, lane=)`, `Definition`'s
-decorators, `stepped.RetryPolicy`, `stepped.configure`) and SQLAlchemy.
+decorators, `stepped.RetryPolicy`, `stepped.configure`) and SQLAlchemy. It repeats
+the shape of fleet_app.py on purpose: that one evolves with the new code (and may use
+its internals); this one must stay importable, alone, by the previous release.
 
 Each car's row says how its part of the tree looks, so a worker of either version
 needs nothing but the database. Every unit of user work inserts one `Effect` row

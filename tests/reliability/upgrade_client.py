@@ -27,7 +27,8 @@ import stepped_temporal as stepped
 
 
 def ready(state: stepped.LaneState, works: int) -> bool:
-    """The last work waits behind the hold; every earlier one was superseded."""
+    """The last work waits behind the hold; every earlier one was superseded. (As in
+    completer.py, which this file cannot import: it runs beside upgrade_app alone.)"""
     superseded = [h for h in state.recent if h.how == "superseded"]
     return state.performing is not None and len(state.pending) == 1 and len(superseded) >= works - 1
 
