@@ -200,7 +200,8 @@ class DevServer(Child):
 
 class WorkerProcess(Child):
     """`python -m stepped_temporal.cli worker --app tests.reliability.app`; each
-    start (incarnation) logs to its own file."""
+    start (incarnation) logs to its own file. `python` and `cwd` pick another
+    installation (test_rolling_upgrade.py runs the previous release's beside ours)."""
 
     def __init__(
         self,
@@ -212,6 +213,8 @@ class WorkerProcess(Child):
         app: str = APP,
         name: str = "worker",
         env: dict[str, str] | None = None,
+        python: str = sys.executable,
+        cwd: Path = ROOT,
     ) -> None:
         super().__init__(folder / f"{name}-0.log")
         self.folder = folder
@@ -221,6 +224,8 @@ class WorkerProcess(Child):
         self.app = app
         self.name = name
         self.env = env
+        self.python = python
+        self.cwd = cwd
         self.incarnations = 0
 
     def start(self) -> None:
@@ -228,14 +233,14 @@ class WorkerProcess(Child):
         self.log = self.folder / f"{self.name}-{self.incarnations}.log"
         self.spawn(
             [
-                sys.executable, "-m", "stepped_temporal.cli", "worker",
+                self.python, "-m", "stepped_temporal.cli", "worker",
                 "--app", self.app,
                 "--address", self.address,
                 "--database-url", self.database_url,
                 "--task-queue", self.task_queue,
                 "--shutdown-grace", "5",
             ],
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
         )  # fmt: skip
 

@@ -35,14 +35,15 @@ class Outcome:
     twice: dict[tuple[str, str], int]
 
 
-def places(node: TreeNode, base: int) -> dict[str, str]:
+def places(node: TreeNode, base: int, fleet_type: str = "ProdFleet") -> dict[str, str]:
     """Action id -> its place in the tree, the same in every run of the same shapes
-    (a car's id less `base`, the id before its fleet's first car)."""
+    (a car's id less `base`, the id before its fleet's first car; the actor of type
+    `fleet_type` is "fleet")."""
     places: dict[str, str] = {}
 
     def walk(current: TreeNode, parent: str) -> None:
         state = current.state
-        actor = "fleet" if state.actor_type == "ProdFleet" else str(int(state.actor_id) - base)
+        actor = "fleet" if state.actor_type == fleet_type else str(int(state.actor_id) - base)
         places[state.id] = f"{parent}>{actor}/{state.name}/{state.arguments}"
         for child in current.children:
             walk(child, places[state.id])
