@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from .messages import REVISION, ActionInput, ChildIntent, Dependency
     from .search_attributes import initial_search_attributes, summary
     from .shapes import CURRENT_ACTION_SHAPE
+    from .versioning import marked
     from .wire import Json, encode
     from .workflow_support import ACTION_WORKFLOW
 
@@ -61,7 +62,9 @@ class ChildStarts:
         tasks: list[asyncio.Task[None]] = []
         shape = self._action.input.shape
         # (a patch marker only where batching changes anything: more than one batch)
-        batched = len(children) > shape.start_batch and workflow.patched(BATCHED_STARTS)
+        batched = len(children) > shape.start_batch and marked(
+            self._action.input.revision, BATCHED_STARTS
+        )
         reporting = {i for earlier in join_after or () for i in earlier}
         for number, (child_id, intent) in enumerate(children):
             if batched and number and number % shape.start_batch == 0:

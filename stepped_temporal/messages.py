@@ -13,7 +13,7 @@ from .shapes import ActionShape
 PAYLOAD_VERSION = 1
 #: the workflow behaviour inputs written now ask for (`ActionInput.revision`); a
 #: worker refuses a newer one (versioning.py)
-REVISION = 2
+REVISION = 3
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,8 @@ class ActionInput:
     #: the workflow behaviour its history is written with (`REVISION` now; 0 in older
     #: inputs, which replay as recorded): from 1, search attributes are upserted as
     #: few times as the run allows (action_run.py) and a finish that only keeps books
-    #: is a local activity; from 2, prepare is one too (prepare_view.py)
+    #: is a local activity; from 2, prepare is one too (prepare_view.py); from 3, its
+    #: behaviours are recorded as deprecated patch markers (versioning.marked)
     revision: int = 0
     #: the definition's retry policy, known before prepare runs `before` (S8.2)
     retry: RetryData | None = None

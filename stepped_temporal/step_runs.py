@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from .dependencies import Dependencies
     from .messages import ChildIntent, ErrorData, StepData, StepInput, StepOutcome
     from .unit_messages import JobInput, JobOutcome
+    from .versioning import marked
     from .wire import decode, encode
     from .workflow_support import (
         DEFAULT_RETRY,
@@ -143,7 +144,8 @@ class StepRuns:
         the cancel is spent: without this the work would go on (run the next step,
         or wait for an outbound completion forever) while its action ends. Asked
         only in that race, so other histories carry no marker."""
-        if self._action.interrupting and workflow.patched(INTERRUPTED_AFTER_UNIT):
+        action = self._action
+        if action.interrupting and marked(action.input.revision, INTERRUPTED_AFTER_UNIT):
             raise asyncio.CancelledError()
 
     def _take(

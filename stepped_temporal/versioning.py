@@ -1,7 +1,7 @@
 """What a workflow does with a history another release wrote (S10.3; the versioning
 rule of docs/architecture.md).
 
-Two duties, both on the workflow side:
+Three duties, all on the workflow side:
 
 - **Refuse what this worker does not know.** An input asks for a behaviour by
   its `revision` (`ActionInput.revision`, `LaneState.revision`). A worker of an
@@ -22,6 +22,18 @@ Two duties, both on the workflow side:
   thing workflow code reads that is not in the history; it only ever selects
   which of the two recorded pasts the run had, and a wrong guess cannot pass
   replay unnoticed.
+
+- **Mark a behaviour where replay finds it again** (`marked`). A patch
+  marker is looked for in the workflow task that recorded it, but Temporal
+  (SDK 1.35) may hand a local activity's result to the workflow one task
+  later than it first did, when that result crossed a task boundary (a busy
+  worker): a `workflow.patched` call right after a local activity then
+  replays a task too early, finds no marker, and the run fails with
+  "Non-deprecated patch marker encountered … but there is no corresponding
+  change command". An action's behaviours follow local activities (prepare,
+  finish), so from `ActionInput.revision` 3 an action takes every behaviour
+  it asks for and records each as a *deprecated* marker, which replay
+  accepts wherever it lies; histories of older revisions keep `patched`.
 """
 
 from __future__ import annotations
@@ -30,9 +42,21 @@ import logging
 import threading
 from collections import OrderedDict
 
+from temporalio import workflow
+
 from .shapes import LEGACY_LANE_HISTORY_LIMITS
 
-__all__ = ["UnknownRevision", "learn", "legacy_lane_limit", "refuse_unknown"]
+__all__ = [
+    "MARKED_DEPRECATED",
+    "UnknownRevision",
+    "learn",
+    "legacy_lane_limit",
+    "marked",
+    "refuse_unknown",
+]
+
+#: the first `ActionInput.revision` whose runs record their behaviours deprecated
+MARKED_DEPRECATED = 3
 
 log = logging.getLogger("stepped_temporal")
 
@@ -61,6 +85,16 @@ def refuse_unknown(kind: str, workflow_id: str, revision: int, known: int) -> No
     )
     log.error(message)
     raise UnknownRevision(message)
+
+
+def marked(revision: int, patch_id: str) -> bool:
+    """Whether an action of `revision` takes the behaviour `patch_id` names (see above):
+    always from `MARKED_DEPRECATED` on (a deprecated marker records it), else as
+    `workflow.patched` says."""
+    if revision >= MARKED_DEPRECATED:
+        workflow.deprecate_patch(patch_id)
+        return True
+    return workflow.patched(patch_id)
 
 
 def legacy_lane_limit(run_id: str) -> int:

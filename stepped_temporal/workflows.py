@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from .search_attributes import CONCURRENCY_KEY, STATUS
     from .step_runs import StepRuns
-    from .versioning import refuse_unknown
+    from .versioning import marked, refuse_unknown
     from .wait_for import Probe
     from .wire import Json, decode, encode
     from .workflow_support import (
@@ -174,7 +174,7 @@ class ActionWorkflow:
         metrics.finished(action.data, achieved=action.achieved)
         # the ActionData, written as Temporal would write it, only faster (wire.py)
         result: Json = encode(action.data)
-        if action.data.status in FAILURE_TYPES and workflow.patched(PATCH):
+        if action.data.status in FAILURE_TYPES and marked(action.input.revision, PATCH):
             raise failure(action.data, result)  # S9.4: the Web UI shows it failed
         return result
 

@@ -12,6 +12,8 @@ replays the recorded histories themselves.
 from __future__ import annotations
 
 import ast
+import base64
+import json
 import re
 import uuid
 from collections import OrderedDict
@@ -47,6 +49,7 @@ ALLOWED = {
     "stepped_temporal.lane_rules.HANDOVERS": "the length of a list in the lane's state",
     "stepped_temporal.wait_for.MAX_HOPS": "the default of Probe.well_formed; workflows pass theirs",
     "stepped_temporal.versioning._REMEMBERED": "how many legacy lane runs a worker remembers",
+    "stepped_temporal.versioning.MARKED_DEPRECATED": "a revision: runs read their own",
 }
 
 
@@ -138,3 +141,44 @@ async def test_a_lane_run_recorded_with_the_older_threshold_replays_after_one_ev
     assert first.replay_failure is not None and "ondeterminism" in str(first.replay_failure)
     second = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert second.replay_failure is None, second.replay_failure
+
+
+SPLIT = ROOT / "tests" / "data" / "split-task-unsuccessful.json"
+
+
+def _as_written_now(text: str) -> str:
+    """The split history as this release writes it: input revision 3, and the
+    patch marker after the local activity recorded deprecated."""
+    history = json.loads(text)
+    started = history["events"][0]["workflowExecutionStartedEventAttributes"]
+    payload = started["input"]["payloads"][0]
+    data = json.loads(base64.b64decode(payload["data"]))
+    payload["data"] = base64.b64encode(json.dumps({**data, "revision": 3}).encode()).decode()
+    for event in history["events"]:
+        marker = event.get("markerRecordedEventAttributes")
+        if marker and marker["markerName"] == "core_patch":
+            patch = marker["details"]["patch-data"]["payloads"][0]
+            details = json.loads(base64.b64decode(patch["data"]))
+            patch["data"] = base64.b64encode(
+                json.dumps({**details, "deprecated": True}).encode()
+            ).decode()
+    return json.dumps(history)
+
+
+async def test_a_marker_after_a_local_activity_replays_wherever_its_task_fell():
+    """Recorded at fda2b05 on a starved machine: an unsuccessful action whose finish
+    (a local activity) returned one workflow task after its marker was recorded,
+    so its PATCH marker and ending sit in the next task. Temporal's replay hands
+    the activity's result over a task earlier and the `patched` call finds no
+    marker yet: that history (revision 2) can never replay — `describe()` of such
+    an action fails. Written by this release (revision 3: a deprecated marker),
+    the same history replays."""
+    replayer = Replayer(workflows=[ActionWorkflow, LaneWorkflow], workflow_runner=workflow_runner())
+    text = SPLIT.read_text()
+    recorded = WorkflowHistory.from_json("split", text)
+    assert "core_local_activity" in text and "core_patch" in text
+    old = await replayer.replay_workflow(recorded, raise_on_replay_failure=False)
+    assert "patch marker encountered" in str(old.replay_failure), old.replay_failure
+    now = WorkflowHistory.from_json("split-now", _as_written_now(text))
+    result = await replayer.replay_workflow(now, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
