@@ -2,10 +2,23 @@
 
 The workflows only interpret what activities report, so replaying a finished
 tree's histories (root, children, lanes) must reproduce the same commands.
+Three sources: a tree run here; the trees recorded by tests/histories/record.py
+(`<commit>[-dev]/NN.json`); and the corpus recorded by
+tests/histories/record_corpus.py on the dev server (`<commit>-corpus/
+<scenario>-NN.json.gz` with a MANIFEST.json), which covers every path that
+shapes commands: lanes continuing as new, each lane policy, a fan-out past the
+child window, superseding with forwards, deadlock probes, an outbound
+completion, a timeout, a job's retries. A change that shapes commands adds a
+corpus recorded by the new version; earlier ones are kept.
 """
 
 from __future__ import annotations
 
+import gzip
+import importlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -69,12 +82,14 @@ async def test_histories_of_a_tree_replay(stepped_env, sandboxed):
 
 
 HISTORIES = Path(__file__).parent / "histories"
+#: the trees record.py wrote (a corpus directory's MANIFEST.json is no history)
+TREES = sorted(p for p in HISTORIES.glob("*/*.json") if p.name != "MANIFEST.json")
+#: the corpus record_corpus.py wrote
+CORPUS = sorted(HISTORIES.glob("*/*.json.gz"))
 
 
 @RUNNERS
-@pytest.mark.parametrize(
-    "recorded", sorted(HISTORIES.glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}"
-)
+@pytest.mark.parametrize("recorded", TREES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_histories_recorded_by_an_older_version_replay(recorded, sandboxed):
     """Histories recorded by an earlier version (tests/histories/<commit>/, made by
     tests/histories/record.py: a tree with a before hook, waits, a fan-out, three
@@ -89,3 +104,133 @@ async def test_histories_recorded_by_an_older_version_replay(recorded, sandboxed
     )
     replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replayed.replay_failure is None, f"{recorded}: {replayed.replay_failure}"
+
+
+def _name(path: Path) -> str:
+    return f"{path.parent.name}/{path.name.removesuffix('.json.gz')}"
+
+
+def _scenario(path: Path) -> str:
+    """The corpus scenario a file belongs to (`<scenario>-NN.json.gz`)."""
+    return path.name.removesuffix(".json.gz").rsplit("-", 1)[0]
+
+
+def _manifest(directory: Path) -> dict[str, dict]:
+    """A corpus directory's MANIFEST.json entries, by file name."""
+    manifest = json.loads((directory / "MANIFEST.json").read_text())
+    return {entry["file"]: entry for entry in manifest["files"]}
+
+
+def _about(path: Path) -> str:
+    entry = _manifest(path.parent)[path.name]
+    continued = ", continued as new" if entry["continued_as_new"] else ""
+    return f"{entry['workflow_id']} run {entry['run_id']} ({entry['events']} events{continued})"
+
+
+async def replay_each(paths: list[Path], sandboxed: bool) -> dict[Path, str | None]:
+    """Replay corpus histories with one Replayer (one replay worker for them all,
+    not one per history); each one's failure, or None."""
+    manifests = {directory: _manifest(directory) for directory in {p.parent for p in paths}}
+    histories = [
+        WorkflowHistory.from_json(
+            manifests[path.parent][path.name]["workflow_id"],
+            gzip.decompress(path.read_bytes()).decode(),
+        )
+        for path in paths
+    ]
+
+    async def feed() -> AsyncIterator[WorkflowHistory]:
+        for history in histories:
+            yield history
+
+    replayer = Replayer(
+        workflows=[ActionWorkflow, LaneWorkflow],
+        workflow_runner=workflow_runner(sandboxed),
+    )
+    failures: dict[Path, str | None] = {}
+    async with replayer.workflow_replay_iterator(feed()) as results:
+        async for result in results:
+            path = paths[len(failures)]
+            failures[path] = None if result.replay_failure is None else str(result.replay_failure)
+    assert len(failures) == len(paths), f"replayed {len(failures)} of {len(paths)}"
+    return failures
+
+
+_replayed: dict[tuple[Path, bool], dict[Path, str | None]] = {}
+
+
+async def corpus_results(directory: Path, sandboxed: bool) -> dict[Path, str | None]:
+    """Every corpus history of `directory` replayed on today's code, once per runner
+    per session (the tests below report each history on its own)."""
+    key = (directory, sandboxed)
+    if key not in _replayed:
+        _replayed[key] = await replay_each(sorted(directory.glob("*.json.gz")), sandboxed)
+    return _replayed[key]
+
+
+@RUNNERS
+@pytest.mark.parametrize("recorded", CORPUS, ids=_name)
+async def test_the_corpus_replays(recorded, sandboxed):
+    """Every corpus history (tests/histories/<commit>-corpus/, made by
+    tests/histories/record_corpus.py on the dev server at that commit) replays on
+    today's workflow code: actions and lanes in flight survive an upgrade on
+    every path that shapes commands — including lane runs that continued as new
+    under an earlier `lanes.HISTORY_LIMIT`."""
+    failure = (await corpus_results(recorded.parent, sandboxed))[recorded]
+    assert failure is None, f"{_name(recorded)}: {_about(recorded)} does not replay: {failure}"
+
+
+#: per constant that shapes commands, the corpus scenarios whose histories it shapes
+SHAPED_BY = {
+    "child_starts.START_BATCH": ("fan_out_wide",),
+    "child_starts.CHILD_WINDOW": ("fan_out_wide",),
+    "lane_outbox.WINDOW": ("lane_continues_as_new", "supersede_with_forwards"),
+    "lanes.HISTORY_LIMIT": ("lane_continues_as_new", "supersede_with_forwards"),
+}
+
+
+@contextmanager
+def changed_on_replay(constant: str, value: int) -> Iterator[None]:
+    """Make the workflow code use `value` for `constant` ("module.NAME" in
+    stepped_temporal) when it replays, as a release that changed the constant
+    without a patch marker would. Today the workflows read these module constants
+    as they run, so this sets the module's attribute; once a value travels in a
+    run's recorded state instead, this is the one place to retarget."""
+    module_name, name = constant.split(".")
+    module = importlib.import_module(f"stepped_temporal.{module_name}")
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
+@pytest.mark.parametrize(
+    ("constant", "value"),
+    [
+        ("child_starts.START_BATCH", 40),
+        ("child_starts.START_BATCH", 60),
+        ("child_starts.CHILD_WINDOW", 900),
+        ("lane_outbox.WINDOW", 150),
+        ("lane_outbox.WINDOW", 250),
+        ("lanes.HISTORY_LIMIT", 1000),
+        # the change 0013fc8 shipped, the other way round: today's lanes under 3,000
+        ("lanes.HISTORY_LIMIT", 3000),
+    ],
+)
+async def test_the_corpus_catches_a_change_without_a_marker(constant, value):
+    """With one command-shaping constant changed and no patch marker, replaying the
+    corpus fails for at least one history that replays clean unchanged, with
+    Temporal's nondeterminism error. (A larger CHILD_WINDOW is not among them: it
+    only issues the same child starts a task earlier, in the same order, and
+    Temporal's replay matches commands by their order, not by task.)"""
+    paths = [p for p in CORPUS if _scenario(p) in SHAPED_BY[constant]]
+    assert paths, f"the corpus has no history shaped by {constant}"
+    clean = [p for p in paths if (await corpus_results(p.parent, False))[p] is None]
+    assert clean, f"no history shaped by {constant} replays clean unchanged"
+    with changed_on_replay(constant, value):
+        failures = await replay_each(clean, sandboxed=False)
+    caught = {_name(p): failure for p, failure in failures.items() if failure is not None}
+    assert caught, f"{constant} = {value}: every one of {[_name(p) for p in clean]} replays"
+    assert any("Nondeterminism" in failure for failure in caught.values()), caught
