@@ -14,19 +14,22 @@ corpus recorded by the new version; earlier ones are kept.
 
 from __future__ import annotations
 
+import functools
 import gzip
-import importlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 import stepped_temporal as stepped
+from stepped_temporal import versioning
 from stepped_temporal.lanes import LaneWorkflow
 from stepped_temporal.worker import workflow_runner
 from stepped_temporal.workflows import ActionWorkflow
@@ -128,6 +131,29 @@ def _about(path: Path) -> str:
 
 
 async def replay_each(paths: list[Path], sandboxed: bool) -> dict[Path, str | None]:
+    """Replay corpus histories as a worker would meet them; each one's failure, or None.
+
+    A lane run recorded before lane shapes may fail its first replay with a
+    non-determinism error — it was written with a continue-as-new threshold of
+    3,000 events or of 2,000, and nothing in it says which — and replays on the
+    second, as a worker's next task would (versioning.py). Nothing else gets a
+    second replay."""
+    failures = await _replay_once(paths, sandboxed)
+    again = [
+        p
+        for p, failure in failures.items()
+        if failure and "ondeterminism" in failure and _workflow_id(p).startswith("stepped-lane/")
+    ]
+    if again:
+        failures.update(await _replay_once(again, sandboxed))
+    return failures
+
+
+def _workflow_id(path: Path) -> str:
+    return str(_manifest(path.parent)[path.name]["workflow_id"])
+
+
+async def _replay_once(paths: list[Path], sandboxed: bool) -> dict[Path, str | None]:
     """Replay corpus histories with one Replayer (one replay worker for them all,
     not one per history); each one's failure, or None."""
     manifests = {directory: _manifest(directory) for directory in {p.parent for p in paths}}
@@ -175,53 +201,72 @@ async def test_the_corpus_replays(recorded, sandboxed):
     tests/histories/record_corpus.py on the dev server at that commit) replays on
     today's workflow code: actions and lanes in flight survive an upgrade on
     every path that shapes commands — including lane runs that continued as new
-    under an earlier `lanes.HISTORY_LIMIT`."""
+    under an earlier continue-as-new threshold (versioning.py)."""
     failure = (await corpus_results(recorded.parent, sandboxed))[recorded]
     assert failure is None, f"{_name(recorded)}: {_about(recorded)} does not replay: {failure}"
 
 
-#: per constant that shapes commands, the corpus scenarios whose histories it shapes
+#: per number that shapes commands (a field of shapes.ActionShape or LaneShape),
+#: the corpus scenarios whose histories it shapes
 SHAPED_BY = {
-    "child_starts.START_BATCH": ("fan_out_wide",),
-    "child_starts.CHILD_WINDOW": ("fan_out_wide",),
-    "lane_outbox.WINDOW": ("lane_continues_as_new", "supersede_with_forwards"),
-    "lanes.HISTORY_LIMIT": ("lane_continues_as_new", "supersede_with_forwards"),
+    "start_batch": ("fan_out_wide",),
+    "child_window": ("fan_out_wide",),
+    "window": ("lane_continues_as_new", "supersede_with_forwards"),
+    "history_limit": ("lane_continues_as_new", "supersede_with_forwards"),
 }
 
 
 @contextmanager
-def changed_on_replay(constant: str, value: int) -> Iterator[None]:
-    """Make the workflow code use `value` for `constant` ("module.NAME" in
-    stepped_temporal) when it replays, as a release that changed the constant
-    without a patch marker would. Today the workflows read these module constants
-    as they run, so this sets the module's attribute; once a value travels in a
-    run's recorded state instead, this is the one place to retarget."""
-    module_name, name = constant.split(".")
-    module = importlib.import_module(f"stepped_temporal.{module_name}")
-    saved = getattr(module, name)
-    setattr(module, name, value)
+def changed_on_replay(number: str, value: int) -> Iterator[None]:
+    """Make the workflow code use `value` for `number` when it replays, whatever the
+    run recorded — as a release that read it from a changed constant instead of
+    the run's shape would (shapes.py)."""
+    action_init, lane_init = ActionWorkflow.__init__, LaneWorkflow.__init__
+
+    @functools.wraps(action_init)  # (keeps @workflow.init's mark)
+    def action(self: ActionWorkflow, input: Any) -> None:
+        action_init(self, input)
+        run = self._action
+        if hasattr(run.input.shape, number):
+            run.input = replace(run.input, shape=replace(run.input.shape, **{number: value}))
+
+    @functools.wraps(lane_init)
+    def lane(self: LaneWorkflow, state: Any) -> None:
+        lane_init(self, state)
+        if number == "history_limit":
+            self._history_limit = value
+        elif hasattr(self._state.shape, number):
+            self._state.shape = replace(self._state.shape, **{number: value})
+
+    ActionWorkflow.__init__ = action  # type: ignore[method-assign]
+    LaneWorkflow.__init__ = lane  # type: ignore[method-assign]
+    learned = versioning._legacy_runs.copy()  # what the failures teach is wrong here
     try:
         yield
     finally:
-        setattr(module, name, saved)
+        ActionWorkflow.__init__ = action_init  # type: ignore[method-assign]
+        LaneWorkflow.__init__ = lane_init  # type: ignore[method-assign]
+        versioning._legacy_runs.clear()
+        versioning._legacy_runs.update(learned)
 
 
 @pytest.mark.parametrize(
     ("constant", "value"),
     [
-        ("child_starts.START_BATCH", 40),
-        ("child_starts.START_BATCH", 60),
-        ("child_starts.CHILD_WINDOW", 900),
-        ("lane_outbox.WINDOW", 150),
-        ("lane_outbox.WINDOW", 250),
-        ("lanes.HISTORY_LIMIT", 1000),
-        # the change 0013fc8 shipped, the other way round: today's lanes under 3,000
-        ("lanes.HISTORY_LIMIT", 3000),
+        ("start_batch", 40),
+        ("start_batch", 60),
+        ("child_window", 900),
+        ("window", 150),
+        ("window", 250),
+        ("history_limit", 1000),
+        # the change 0013fc8 shipped, the other way round: fda2b05's lanes under 3,000
+        ("history_limit", 3000),
     ],
 )
 async def test_the_corpus_catches_a_change_without_a_marker(constant, value):
-    """With one command-shaping constant changed and no patch marker, replaying the
-    corpus fails for at least one history that replays clean unchanged, with
+    """With one command-shaping number changed on replay (not the one the run
+    recorded), replaying the corpus fails for at least one history that replays
+    clean unchanged, with
     Temporal's nondeterminism error. (A larger CHILD_WINDOW is not among them: it
     only issues the same child starts a task earlier, in the same order, and
     Temporal's replay matches commands by their order, not by task.)"""

@@ -222,12 +222,22 @@ def make_cars(env: SteppedTestEnvironment, Car: type, ids: range) -> list[Any]:
 
 
 def limits() -> dict[str, int]:
-    """The constants that shape commands, as this checkout has them."""
+    """The numbers that shape commands, as this checkout gives them to new runs: from
+    `shapes` where it has them (from 12-07), else its module constants."""
+    try:
+        from stepped_temporal.shapes import CURRENT_ACTION_SHAPE, CURRENT_LANE_SHAPE
+    except ImportError:
+        return {
+            "history_limit": lanes.HISTORY_LIMIT,  # type: ignore[attr-defined]
+            "window": lane_outbox.WINDOW,  # type: ignore[attr-defined]
+            "child_window": child_starts.CHILD_WINDOW,  # type: ignore[attr-defined]
+            "start_batch": child_starts.START_BATCH,  # type: ignore[attr-defined]
+        }
     return {
-        "lanes.HISTORY_LIMIT": lanes.HISTORY_LIMIT,
-        "lane_outbox.WINDOW": lane_outbox.WINDOW,
-        "child_starts.CHILD_WINDOW": child_starts.CHILD_WINDOW,
-        "child_starts.START_BATCH": child_starts.START_BATCH,
+        "history_limit": CURRENT_LANE_SHAPE.history_limit or 0,
+        "window": CURRENT_LANE_SHAPE.window,
+        "child_window": CURRENT_ACTION_SHAPE.child_window,
+        "start_batch": CURRENT_ACTION_SHAPE.start_batch,
     }
 
 
@@ -265,7 +275,7 @@ async def lane_continues_as_new(env: SteppedTestEnvironment, Car: type) -> list[
     runs = await every_run(env.client, lane_id("corpus-burst"))
     lengths = [(len(r.events), r.continued) for r in runs]
     print(f"  burst: {dict(statuses)}; lane runs (events, continued): {lengths}")
-    limit = lanes.HISTORY_LIMIT
+    limit = limits()["history_limit"]
     check(
         sum(n for n, _ in lengths) > LONG_RUN
         and any(continued and n > limit for n, continued in lengths),
@@ -406,7 +416,7 @@ async def fan_out_wide(env: SteppedTestEnvironment, Car: type) -> list[Recorded]
     the children completed: the first three one at a time (each lets exactly one
     more start), then the rest fifty at a time. Records the parent and a couple
     of children."""
-    window, batch = child_starts.CHILD_WINDOW, child_starts.START_BATCH
+    window, batch = limits()["child_window"], limits()["start_batch"]
     count = window + 50
     gate = Car.stepped_action("gate_wide", outbound=True)
     gate.step(lambda car, step: None)
@@ -520,7 +530,7 @@ async def supersede_with_forwards(env: SteppedTestEnvironment, Car: type) -> lis
     check(names["probe"] > 0, "the lane sent no deadlock probe")
     # (the bump that performs concludes its own parent; the lane, every inherited one)
     check(names["conclude"] >= PARENTS - 1, "the lane did not conclude every parent")
-    check(most_at_once >= lane_outbox.WINDOW, f"at most {most_at_once} signals under way")
+    check(most_at_once >= limits()["window"], f"at most {most_at_once} signals under way")
     # a parent's step lists its own child first, then each successor forwarded to
     sample = [done[i] for i in (0, 1, PARENTS // 2, PARENTS - 2, PARENTS - 1)]
     ids = [held.id]
