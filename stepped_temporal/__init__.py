@@ -27,7 +27,9 @@ from .errors import (
     UnknownActorType,
 )
 from .lane_view import LaneHandover, LaneState, lane
+from .listings import lane_pending, performing_outbound
 from .results import ActionError, ActionResult, ActionState, ActorRef, StepState
+from .shapes import ServerLimits
 from .status import Status
 from .worker import create_worker
 
@@ -51,6 +53,7 @@ __all__ = [
     "LaneState",
     "NotConfigured",
     "RetryPolicy",
+    "ServerLimits",
     "SettledActionHandle",
     "Status",
     "Step",
@@ -63,6 +66,8 @@ __all__ = [
     "configure",
     "create_worker",
     "lane",
+    "lane_pending",
+    "performing_outbound",
     "run",
     "start",
 ]

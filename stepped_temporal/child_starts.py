@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from .keys import tenancy_key
     from .messages import REVISION, ActionInput, ChildIntent, Dependency
     from .search_attributes import initial_search_attributes, summary
-    from .shapes import CURRENT_ACTION_SHAPE
     from .versioning import marked
     from .wire import Json, encode
     from .workflow_support import ACTION_WORKFLOW
@@ -155,7 +154,7 @@ class ChildStarts:
             ancestry=[*action.input.ancestry, action.data.id],
             search_attributes=action.input.search_attributes,
             revision=REVISION,
-            shape=CURRENT_ACTION_SHAPE,
+            shape=action.input.shape,  # sized for the cluster when the root started
             retry=intent.retry,
             activity_timeout=prepared.activity_timeout if prepared else None,
             heartbeat_timeout=prepared.heartbeat_timeout if prepared else None,

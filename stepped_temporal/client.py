@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from .prepare_view import QUERY_PATIENCE, in_prepare, query_timed_out
 from .registry import ActorBase, actor_ref
 from .results import ActionResult, ActionState
 from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, summary
+from .shapes import action_shape
 from .status import completion_status
 from .store import outbound
 from .wire import encode
@@ -131,6 +132,12 @@ class ActionHandle:
                     return decoded[0]
         return None
 
+    async def step_actions(self, index: int) -> AsyncIterator[str]:
+        """Every id step `index` waited or waits on, in call order (S11.2)."""
+        state = await self.describe()
+        for action_id in state.steps[index].actions if index < len(state.steps) else ():
+            yield action_id
+
     async def cancel(self) -> bool:
         """Cancel the action (S4.6); False when it had already ended."""
         try:
@@ -211,6 +218,7 @@ async def start(actor: ActorBase, name: str, *arguments: Any) -> ActionHandle:
                 task_queue=task_queue,
                 search_attributes=attributes,
                 revision=REVISION,
+                shape=action_shape(settings().server_limits),
                 retry=definition.retry_data(),
                 prepared=achieved,
                 activity_timeout=settings().activity_timeout.total_seconds(),

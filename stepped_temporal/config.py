@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 from .errors import NotConfigured
+from .shapes import ServerLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///stepped.db"
 DEFAULT_TASK_QUEUE = "stepped"
@@ -50,6 +51,8 @@ class Settings:
     lane_check: timedelta = timedelta(seconds=60)
     #: the deadline of each call Stepped makes to Temporal (long polls excepted)
     rpc_timeout: timedelta = timedelta(seconds=10)
+    #: the cluster's per-execution limits, which size what new runs record (S11.5)
+    server_limits: ServerLimits = field(default_factory=ServerLimits)
     #: keep Stepped's search attributes on actions: None = when they are registered
     search_attributes: bool | None = None
     #: a root start that finds its checksum achieved (S3.4) still creates a workflow
@@ -89,6 +92,7 @@ def configure(
     lane: str | None = None,
     lane_check: timedelta | None = None,
     rpc_timeout: timedelta | None = None,
+    server_limits: ServerLimits | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
@@ -116,7 +120,10 @@ def configure(
     still holds it: one whose lane workflow was terminated, failed or reset ends
     `cancelled` (error `LaneGone`) within about that long. `rpc_timeout` (default
     10 s) is the deadline of every call Stepped makes to Temporal but the long
-    polls that wait for a result. Arguments left out keep their current values.
+    polls that wait for a result. `server_limits` declares the per-execution
+    limits of the Temporal cluster (S11.5; Temporal's defaults): runs started from
+    then on size their windows and continue-as-new thresholds by them (shapes.py).
+    Arguments left out keep their current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -150,6 +157,10 @@ def configure(
         changes["lane_check"] = lane_check
     if rpc_timeout is not None:
         changes["rpc_timeout"] = rpc_timeout
+    if server_limits is not None:
+        if not isinstance(server_limits, ServerLimits):
+            raise TypeError(f"server_limits takes a ServerLimits, got {server_limits!r}")
+        changes["server_limits"] = server_limits
     if heartbeat_timeout is not None:
         changes["heartbeat_timeout"] = heartbeat_timeout
     if search_attributes is not None:

@@ -21,7 +21,7 @@ from .config import settings
 from .keys import lane_id
 from .lane_messages import LANE_REVISION, LaneJoin, LaneState
 from .search_attributes import lane_search_attributes
-from .shapes import CURRENT_LANE_SHAPE
+from .shapes import lane_shape
 
 __all__ = ["join_lane"]
 
@@ -37,8 +37,8 @@ async def join_lane(
         key=key,
         idle_seconds=idle,
         test_server=time_skipping.skips_time(client),
-        # a run created now: this release's numbers (shapes.py) and behaviour
-        shape=CURRENT_LANE_SHAPE,
+        # a run created now: this release's numbers for this cluster (shapes.py)
+        shape=lane_shape(settings().server_limits),
         revision=LANE_REVISION,
     )
     attributes = lane_search_attributes(key) if search_attributes else None

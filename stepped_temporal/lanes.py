@@ -197,8 +197,10 @@ class LaneWorkflow(LaneOutbox):
                     lambda: self._in_flight == 0 and workflow.all_handlers_finished()
                 )
                 self._state.runs += 1
-                # the next run is this release's: it records this release's numbers
-                self._state.shape = CURRENT_LANE_SHAPE
+                # the next run is this release's: it keeps this run's numbers, and
+                # one recorded before shapes takes this release's
+                if self._state.shape.history_limit is None:
+                    self._state.shape = CURRENT_LANE_SHAPE
                 self._state.revision = LANE_REVISION
                 workflow.continue_as_new(encode(self._state))
             self._dispatch()

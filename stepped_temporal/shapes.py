@@ -1,5 +1,5 @@
 """The numbers that decide which commands Stepped's workflows issue, recorded per run
-(the versioning rule of docs/architecture.md; S3.7, S4.7, S4.9, S11).
+(the versioning rule of docs/architecture.md; S3.7, S4.7, S4.9, S11.5).
 
 Workflows in flight outlive every release, and Temporal replays a run's history
 against today's code: a workflow that read a window, a batch size or a
@@ -17,12 +17,19 @@ never change: an input without a shape decodes to them. `CURRENT_*` is what new
 runs get; changing it changes new runs only. `wire.encode` leaves a field at
 its default out, so a shape costs nothing while the numbers are the old ones.
 
+What a new run gets is also bounded by the limits of the cluster it runs on
+(`ServerLimits`, S11.5: `configure(server_limits=…)`): a lowered pending-
+operations limit narrows the windows, a lowered history limit makes lanes
+continue as new sooner. Temporal's defaults give `CURRENT_*`. Roots and lanes
+get theirs from the settings of the process that starts them (`action_shape`,
+`lane_shape`); children inherit their parent's, and a lane's next run its own.
+
 Standard library only: workflow code and activities both use it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = [
     "CURRENT_ACTION_SHAPE",
@@ -30,6 +37,9 @@ __all__ = [
     "LEGACY_LANE_HISTORY_LIMITS",
     "ActionShape",
     "LaneShape",
+    "ServerLimits",
+    "action_shape",
+    "lane_shape",
 ]
 
 #: The continue-as-new thresholds of lane runs that recorded none, newest first:
@@ -76,3 +86,47 @@ CURRENT_ACTION_SHAPE = ActionShape()
 #: what new lane runs get: a burst of joins taken in one task can add about a
 #: thousand events before the lane can continue, so 2,000 keeps runs near 3,000
 CURRENT_LANE_SHAPE = LaneShape(history_limit=2000)
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """The per-execution limits of the Temporal cluster Stepped runs on (S11.5), as its
+    dynamic config sets them; the defaults are Temporal's own."""
+
+    #: events in one run's history (Temporal warns at a fifth of it)
+    history_events: int = 51_200
+    #: bytes of one run's history
+    history_bytes: int = 50 * 1024 * 1024
+    #: bytes of one payload (an input, a result, a signal's argument)
+    payload_bytes: int = 2 * 1024 * 1024
+    #: pending child workflows, activities, signals or cancels of one run
+    pending_operations: int = 2_000
+    #: signals one run accepts
+    signals_per_run: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if type(value) is not int or value < 1:
+                raise ValueError(f"ServerLimits.{name} must be a positive int, got {value!r}")
+
+
+def action_shape(limits: ServerLimits) -> ActionShape:
+    """The shape of an action started now on a cluster with `limits`: at most half
+    its pending operations as open children, the other half left for its signals."""
+    window = min(CURRENT_ACTION_SHAPE.child_window, max(1, limits.pending_operations // 2))
+    return replace(CURRENT_ACTION_SHAPE, child_window=window)
+
+
+def lane_shape(limits: ServerLimits) -> LaneShape:
+    """The shape of a lane run created now on a cluster with `limits`: it continues as
+    new past a 25th of the history limit (a burst of joins can add as many events
+    again before it can: well inside the warning at a fifth) or a fifth of the
+    signals a run accepts, with a tenth of the pending operations as signals
+    under way."""
+    current = CURRENT_LANE_SHAPE.history_limit or 0
+    bound = min(limits.history_events // 25, limits.signals_per_run // 5)
+    return replace(
+        CURRENT_LANE_SHAPE,
+        history_limit=max(100, min(current, bound)),
+        window=max(1, min(CURRENT_LANE_SHAPE.window, limits.pending_operations // 10)),
+    )

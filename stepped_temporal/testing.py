@@ -300,6 +300,7 @@ def _settings_kwargs(saved: config.Settings) -> dict[str, Any]:
         "lane_idle": saved.lane_idle,
         "lane_check": saved.lane_check,
         "rpc_timeout": saved.rpc_timeout,
+        "server_limits": saved.server_limits,
         "search_attributes": saved.search_attributes,
         "heartbeat_timeout": saved.heartbeat_timeout,
         "record_achieved_starts": saved.record_achieved_starts,

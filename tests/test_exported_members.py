@@ -32,6 +32,7 @@ EXPORTED = [
     "LaneState",
     "NotConfigured",
     "RetryPolicy",
+    "ServerLimits",
     "SettledActionHandle",
     "Status",
     "Step",
@@ -44,6 +45,8 @@ EXPORTED = [
     "configure",
     "create_worker",
     "lane",
+    "lane_pending",
+    "performing_outbound",
     "run",
     "start",
 ]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from .schema import OutboundPerformance
 from .sessions import upsert
 
-__all__ = ["find", "record"]
+__all__ = ["find", "listed", "record"]
 
 
 def record(session: Session, tenancy_key: str, action_id: str) -> None:
@@ -39,3 +39,13 @@ def find(session: Session, tenancy_key: str) -> str | None:
             OutboundPerformance.tenancy_key == tenancy_key
         )
     )
+
+
+def listed(session: Session, prefix: str = "") -> list[str]:
+    """The ids of the latest outbound actions of every tenancy key starting with
+    `prefix`, by tenancy key (each may have ended since: ask it)."""
+    table = OutboundPerformance
+    query = sa.select(table.action_id).order_by(table.tenancy_key)
+    if prefix:
+        query = query.where(table.tenancy_key.startswith(prefix, autoescape=True))
+    return list(session.scalars(query))
