@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from .lane_messages import LaneRelease
     from .search_attributes import STATUS
     from .unit_messages import FinishInput, FinishOutcome
-    from .versioning import marked
     from .wire import decode, encode
     from .workflow_support import SYSTEM_RETRY, run_activity
 
@@ -103,7 +102,7 @@ def answer_late_adoption(action: ActionRun) -> None:
     a claim holder whose release beat the join that told the lane about it (and
     found no lane run, or one that missed it: store/claims.py). Release again, or
     the lane would wait for it for ever."""
-    if action.release is not None and marked(action.input.revision, LATE_ADOPTION):
+    if action.release is not None and workflow.patched(LATE_ADOPTION):
         task = asyncio.ensure_future(action.signal_lane("release", action.release))
         action.sending.add(task)
         task.add_done_callback(action.sending.discard)

@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
     from .dependencies import Dependencies
     from .lane_messages import LanePing
     from .messages import ErrorData
-    from .versioning import marked
     from .workflow_support import signal
 
 __all__ = [
@@ -118,7 +117,7 @@ async def _check_forwards(action: ActionRun, dependencies: Dependencies) -> None
     assert first is not None
     seconds = first
     try:
-        if not marked(action.input.revision, FORWARDS_CHECKED):
+        if not workflow.patched(FORWARDS_CHECKED):
             return  # recorded before checks existed: as it was
         while True:
             await workflow.sleep(seconds)

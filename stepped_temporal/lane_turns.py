@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from .lane_checks import LANE_GONE, lane_gone, wait_checking
     from .lane_messages import LaneWithdraw, Verdict
     from .messages import ErrorData
-    from .versioning import marked
     from .workflow_support import now
 
 __all__ = ["take_turn"]
@@ -51,7 +50,7 @@ async def take_turn(action: ActionRun, perform: Callable[[], Awaitable[Ending]])
         if verdict is None:
             withdrawing = True
             withdrawn = await action.signal_lane("withdraw", LaneWithdraw(action.data.id))
-            if not withdrawn and marked(action.input.revision, LANE_GONE):
+            if not withdrawn and workflow.patched(LANE_GONE):
                 return Ending("cancelled", release=False)  # its lane is closed: nobody to tell
             continue
         action.verdicts.remove(verdict)

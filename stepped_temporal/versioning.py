@@ -30,10 +30,14 @@ Three duties, all on the workflow side:
   worker): a `workflow.patched` call right after a local activity then
   replays a task too early, finds no marker, and the run fails with
   "Non-deprecated patch marker encountered … but there is no corresponding
-  change command". An action's behaviours follow local activities (prepare,
-  finish), so from `ActionInput.revision` 3 an action takes every behaviour
-  it asks for and records each as a *deprecated* marker, which replay
-  accepts wherever it lies; histories of older revisions keep `patched`.
+  change command". The markers older releases record after a local activity
+  (prepare, finish) go through `marked`: from `ActionInput.revision` 3 the
+  action takes the behaviour and records a *deprecated* marker, which replay
+  accepts wherever it lies — and which also matches the marker an older
+  worker of a mixed fleet records there, as it takes the same path. A
+  behaviour older releases never had keeps `workflow.patched`, asked where no
+  local activity's result precedes it: a revision-3 input that an older worker
+  ran (it does not refuse it) has no such marker and replays without it.
 """
 
 from __future__ import annotations
