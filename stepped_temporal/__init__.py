@@ -25,6 +25,7 @@ from .errors import (
     NotConfigured,
     SteppedError,
     UnknownActorType,
+    WorkerLost,
 )
 from .lane_view import LaneHandover, LaneState, lane
 from .results import ActionError, ActionResult, ActionState, ActorRef, StepState
@@ -57,6 +58,7 @@ __all__ = [
     "StepState",
     "SteppedError",
     "UnknownActorType",
+    "WorkerLost",
     "action_handle",
     "checksum",
     "complete",

@@ -58,6 +58,8 @@ class Settings:
     lane: str = "supersede"
     #: HOST:PORT where the client Stepped connects serves Prometheus metrics (metrics.py)
     metrics_bind: str | None = None
+    #: a unit whose worker dies this many times in a row fails its action (losses.py; 0: never)
+    worker_loss_limit: int = 5
     connect_lock: asyncio.Lock | None = field(default=None, repr=False)
 
 
@@ -83,6 +85,7 @@ def configure(
     tracing: Any = None,
     metrics_bind: str | None = None,
     lane: str | None = None,
+    worker_loss_limit: int | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
@@ -105,8 +108,12 @@ def configure(
     serves Temporal's and Stepped's metrics for Prometheus from the client
     Stepped connects (with your own `client`, connect it with
     `metrics.prometheus_runtime(...)` instead). `lane` is the lane policy of
-    actions whose definition names none (S4.10, default "supersede"). Arguments
-    left out keep their current values.
+    actions whose definition names none (S4.10, default "supersede").
+    `worker_loss_limit` (default 5) ends poison pills: a before hook, step, job or
+    after-callback whose worker died that many times in a row while running it
+    (killed, out of memory, a crash in native code) fails its action with a
+    `WorkerLost` error instead of being retried on worker after worker; 0 never
+    gives up. Workers read it. Arguments left out keep their current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -152,6 +159,12 @@ def configure(
         if lane not in LANE_POLICIES:
             raise ValueError(f"lane must be one of {LANE_POLICIES}, got {lane!r}")
         changes["lane"] = lane
+    if worker_loss_limit is not None:
+        if isinstance(worker_loss_limit, bool) or not isinstance(worker_loss_limit, int):
+            raise TypeError(f"worker_loss_limit takes an int, got {worker_loss_limit!r}")
+        if worker_loss_limit < 0:
+            raise ValueError(f"worker_loss_limit must be 0 or more, got {worker_loss_limit}")
+        changes["worker_loss_limit"] = worker_loss_limit
     if metrics_bind is not None:
         if client is not None:
             raise ValueError(

@@ -38,6 +38,7 @@ EXPORTED = [
     "StepState",
     "SteppedError",
     "UnknownActorType",
+    "WorkerLost",
     "action_handle",
     "checksum",
     "complete",
@@ -63,6 +64,7 @@ def test_error_hierarchy():
         stepped_temporal.Deadlock,
         stepped_temporal.ArgumentTypeError,
         stepped_temporal.InvalidStatus,
+        stepped_temporal.WorkerLost,
     ]
     assert all(issubclass(e, stepped_temporal.SteppedError) for e in errors)
     assert issubclass(stepped_temporal.ArgumentTypeError, TypeError)
