@@ -131,8 +131,9 @@ class DevServer(Child):
     """`temporal server start-dev` with a state file and fixed ports, so it can be
     stopped and started again as the same server."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, extra_args: list[str] | None = None) -> None:
         super().__init__(folder / "dev-server.log")
+        self.extra_args = list(extra_args or ())
         self.db = folder / "temporal.db"
         self.port = free_port()
         self.http_port = free_port()
@@ -169,6 +170,7 @@ class DevServer(Child):
                 "--sqlite-pragma", "synchronous=off",
                 "--log-level", "error",
                 *attributes,
+                *self.extra_args,
             ]
         )  # fmt: skip
         deadline = started + timeout
