@@ -14,6 +14,7 @@ many times each unit ran. Units that finish insert an `Effect` row.
     late_pill   step 0: effect; step 1: dosed      (a step activity)
     job_pill    job: dosed                         (a job activity)
     hooked      before: dosed; step 0: effect      (a before hook, inside prepare)
+    after_pill  step 0: effect; succeeded: dosed   (an after-callback: the finish activity)
     tick(n)     step 0: effect                     (healthy work beside the pills, each
                                                     on a key of its own)
 
@@ -153,6 +154,19 @@ def _(lab: Lab, action: Any) -> None:
 @hooked.step
 def _(lab: Lab, step: Any) -> None:
     effect(lab, step.action.id, "step0")
+
+
+after_pill = Lab.stepped_action("after_pill", retry=FAST)
+
+
+@after_pill.step
+def _(lab: Lab, step: Any) -> None:
+    effect(lab, step.action.id, "step0")
+
+
+@after_pill.succeeded
+def _(lab: Lab, action: Any) -> None:
+    dose(lab, action.id, "succeeded")
 
 
 tick = Lab.stepped_action("tick")

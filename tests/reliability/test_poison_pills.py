@@ -183,20 +183,24 @@ async def test_a_first_step_killing_its_worker_fails_the_leaf_and_its_parent(
         )
 
 
-async def test_a_later_step_and_a_job_killing_their_worker_fail_their_actions(
+async def test_a_later_step_a_job_and_a_callback_killing_their_worker_end(
     tmp_path: Path, postgres_url: str, figures: Callable[[str], None]
 ) -> None:
     """A second step (a step activity) and a job (a job activity) that SIGKILL their
     worker at every run: each attempt after a lost one asks Temporal how the lost one
     ended (a heartbeat timeout), charges it, and the LIMIT-th loss in a row fails the
-    action with WorkerLost; the first step's effect stays, applied once."""
-    async with poison_rig(tmp_path, postgres_url, {1: "kill", 2: "kill", 3: "ok"}) as rig:
+    action with WorkerLost; the first step's effect stays, applied once. An
+    after-callback doing the same is counted failed (S3.9: the status stays)."""
+    scripts = {1: "kill", 2: "kill", 3: "ok", 4: "kill"}
+    async with poison_rig(tmp_path, postgres_url, scripts) as rig:
         started = time.monotonic()
         late = await stepped.start(rig.lab(1), "late_pill")
         late_result = await rig.outcome(late, healthy=3)
         late_seconds = time.monotonic() - started
         job = await stepped.start(rig.lab(2), "job_pill")
         job_result = await rig.outcome(job, healthy=3)
+        after = await stepped.start(rig.lab(4), "after_pill")
+        after_result = await rig.outcome(after, healthy=3)
 
         assert_worker_lost(late_result, "step 1")
         assert [s.status for s in late_result.steps] == ["succeeded", "failed"]
@@ -204,11 +208,19 @@ async def test_a_later_step_and_a_job_killing_their_worker_fail_their_actions(
         assert rig.effects(late.id) == ["step0"]
         assert_worker_lost(job_result, "its job")
         assert rig.doses(job.id) == ["kill"] * LIMIT
+        assert after_result.status == "succeeded", after_result
+        assert after_result.after_callbacks_failed_count == 1, after_result
+        assert after_result.after_callbacks_succeeded_count is None, after_result
+        assert rig.doses(after.id) == ["kill"] * LIMIT
+        logged = sum(
+            w.count_in_logs("after-callback 0 (succeeded) never finished") for w in rig.workers
+        )
+        assert logged >= 1
         assert held_claims(rig.engine) == []
         figures(
-            f"later step failed WorkerLost in {late_seconds:.1f}s, job in "
-            f"{time.monotonic() - started - late_seconds:.1f}s ({rig.restarts} worker "
-            f"restarts); {len(rig.ticks)} ticks succeeded meanwhile"
+            f"later step failed WorkerLost in {late_seconds:.1f}s, then a job and an "
+            f"after-callback in {time.monotonic() - started - late_seconds:.1f}s "
+            f"({rig.restarts} worker restarts); {len(rig.ticks)} ticks succeeded meanwhile"
         )
 
 
