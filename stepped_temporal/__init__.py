@@ -25,6 +25,7 @@ from .errors import (
     NotConfigured,
     SteppedError,
     UnknownActorType,
+    WorkerLost,
 )
 from .lane_view import LaneHandover, LaneState, lane
 from .listings import lane_pending, performing_outbound
@@ -60,6 +61,7 @@ __all__ = [
     "StepState",
     "SteppedError",
     "UnknownActorType",
+    "WorkerLost",
     "action_handle",
     "checksum",
     "complete",

@@ -67,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
         "(e.g. run under opentelemetry-instrument; needs stepped_temporal[otel])",
     )
     worker.add_argument(
+        "--worker-loss-limit",
+        type=int,
+        metavar="N",
+        default=os.environ.get("STEPPED_WORKER_LOSS_LIMIT"),
+        help="fail a unit (step, job, hook, callback) whose worker died N times in a row "
+        "running it: a poison pill (default 5, or what --app configures; 0: never; "
+        "env STEPPED_WORKER_LOSS_LIMIT)",
+    )
+    worker.add_argument(
         "--shutdown-grace",
         type=float,
         default=30.0,
@@ -175,8 +184,9 @@ async def run_worker(arguments: argparse.Namespace) -> int:
             engine=engine,
             task_queue=arguments.task_queue,
             tracing=True if arguments.tracing else None,
+            worker_loss_limit=arguments.worker_loss_limit,
         )
-    except NotConfigured as error:
+    except (NotConfigured, ValueError) as error:
         raise CommandError(str(error)) from None
     worker = create_worker(
         max_concurrent_activities=arguments.max_concurrent_activities,

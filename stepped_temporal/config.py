@@ -4,20 +4,19 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
+from .engines import READ_ONLY as READ_ONLY  # (re-exported: they lived here first)
+from .engines import create_engine as create_engine
 from .errors import NotConfigured
 from .shapes import ServerLimits
 
@@ -65,6 +64,8 @@ class Settings:
     lane: str = "supersede"
     #: HOST:PORT where the client Stepped connects serves Prometheus metrics (metrics.py)
     metrics_bind: str | None = None
+    #: a unit whose worker dies this many times in a row fails its action (losses.py; 0: never)
+    worker_loss_limit: int = 5
     connect_lock: asyncio.Lock | None = field(default=None, repr=False)
 
 
@@ -93,6 +94,7 @@ def configure(
     lane_check: timedelta | None = None,
     rpc_timeout: timedelta | None = None,
     server_limits: ServerLimits | None = None,
+    worker_loss_limit: int | None = None,
 ) -> None:
     """Configure stepped_temporal for this process.
 
@@ -123,7 +125,11 @@ def configure(
     polls that wait for a result. `server_limits` declares the per-execution
     limits of the Temporal cluster (S11.5; Temporal's defaults): runs started from
     then on size their windows and continue-as-new thresholds by them (shapes.py).
-    Arguments left out keep their current values.
+    `worker_loss_limit` (default 5) ends poison pills: a before hook, step, job or
+    after-callback whose worker died that many times in a row while running it
+    (killed, out of memory, a crash in native code) fails its action with a
+    `WorkerLost` error instead of being retried on worker after worker; 0 never
+    gives up. Workers read it. Arguments left out keep their current values.
     """
     global _settings
     changes: dict[str, Any] = {}
@@ -177,6 +183,12 @@ def configure(
         if lane not in LANE_POLICIES:
             raise ValueError(f"lane must be one of {LANE_POLICIES}, got {lane!r}")
         changes["lane"] = lane
+    if worker_loss_limit is not None:
+        if isinstance(worker_loss_limit, bool) or not isinstance(worker_loss_limit, int):
+            raise TypeError(f"worker_loss_limit takes an int, got {worker_loss_limit!r}")
+        if worker_loss_limit < 0:
+            raise ValueError(f"worker_loss_limit must be 0 or more, got {worker_loss_limit}")
+        changes["worker_loss_limit"] = worker_loss_limit
     if metrics_bind is not None:
         if client is not None:
             raise ValueError(
@@ -242,10 +254,6 @@ async def get_client() -> Client:
         return current.client
 
 
-#: Execution option of reads that need no write lock (see `read_session`).
-READ_ONLY = "stepped_read_only"
-
-
 @contextmanager
 def read_session() -> Iterator[Session]:
     """A session for reads only, on the configured engine.
@@ -263,59 +271,6 @@ def get_engine() -> Engine:
     if current.engine is None:
         current.engine = create_engine(current.database_url)
     return current.engine
-
-
-def create_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite ones are set up for many worker threads.
-
-    SQLite transactions begin with BEGIN IMMEDIATE, so two step transactions on
-    one file serialise instead of losing an update or failing on a lock upgrade.
-    A SQLite file is switched to write-ahead logging: every unit of work is a
-    commit, and a WAL commit costs less than half a rollback-journal one (one
-    fsync, still durable: `synchronous` stays FULL), while readers (the client's
-    `describe`, `lane`) never wait for a writer.
-    """
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
-    connect_args = {"check_same_thread": False, "timeout": 30, **kwargs.pop("connect_args", {})}
-    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
-
-    in_memory = parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
-
-    @sa.event.listens_for(engine, "connect")
-    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        if not in_memory:
-            _use_wal(dbapi_connection, float(connect_args["timeout"]))
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin_immediate(connection: sa.Connection) -> None:
-        if not connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def _use_wal(dbapi_connection: Any, patience: float) -> None:
-    """Switch a SQLite file to write-ahead logging (kept by the file once set).
-
-    On a fresh file several connections may switch at once; SQLite answers the
-    losers "database is locked" at once, without waiting out its busy timeout, so
-    they try again until the file is in WAL mode or `patience` runs out.
-    """
-    deadline = time.monotonic() + patience
-    pause = 0.005
-    while True:
-        try:
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as error:
-            busy = error.sqlite_errorcode == sqlite3.SQLITE_BUSY  # "database is locked"
-            if not busy or time.monotonic() >= deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
 
 
 def is_handled(error: BaseException) -> bool:

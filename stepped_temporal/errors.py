@@ -9,7 +9,8 @@ SteppedError
 ├── ArgumentTypeError        also a TypeError: an argument that cannot travel (S1.5)
 ├── ArgumentValueError       also a ValueError: arguments too large to travel, a negative wait
 ├── InvalidStatus            also a ValueError: a status name that is not valid (S2.5, S6.1)
-└── NotConfigured            stepped_temporal.configure() was not called
+├── NotConfigured            stepped_temporal.configure() was not called
+└── WorkerLost               a unit's worker died too many times in a row running it (S8.2)
 """
 
 from __future__ import annotations
@@ -53,3 +54,10 @@ class InvalidStatus(SteppedError, ValueError):
 
 class NotConfigured(SteppedError):
     """stepped_temporal is used before `configure()` set a client and a database."""
+
+
+class WorkerLost(SteppedError):
+    """A unit of user code (a before hook, a step, a job, an after-callback) whose worker
+    died `configure(worker_loss_limit=...)` times in a row while running it — a poison
+    pill (out of memory, a crash in native code): the action fails instead of killing
+    every worker that picks it up (S8.2)."""

@@ -13,7 +13,7 @@ import logging
 
 from temporalio import activity
 
-from . import tracing
+from . import losses, tracing
 from .definitions import resolve_definition
 from .execution import attempt, error_data, json_in_thread, unit_key
 from .faults import crash_point
@@ -38,11 +38,16 @@ def _finish(data: FinishInput) -> FinishOutcome:
     for number, callback in enumerate(definition.callbacks_for(data.status)):
         unit = f"after/{data.status}/{number}"
         try:
+            # a worker lost running it too often: failed, and recorded so (False)
+            losses.settle(unit, verdict=False)
             with (
                 tracing.span("stepped.after", context, **{"stepped.status": data.status}),
                 transaction() as session,
             ):
-                if records.find(session, unit_key(unit), bool, attempt=attempt()) is None:
+                done = records.find(session, unit_key(unit), bool, attempt=attempt())
+                if done is False:
+                    raise Handled(losses.lost(unit))
+                if done is None:
                     actor, _, arguments = load(session, context)
                     action = build_action(actor, context, arguments, status=data.status, unit=unit)
                     call_user(callback, actor, action, *arguments)
@@ -78,4 +83,6 @@ def _finish(data: FinishInput) -> FinishOutcome:
 @activity.defn(name="stepped_finish")
 async def finish(input: Json) -> Json:
     """Run the after-callbacks for a final status, then grant the achievement (S3.9)."""
+    if not activity.info().is_local:  # (a local finish runs no callback)
+        await losses.look_back()
     return await json_in_thread(FinishInput, input, _finish)

@@ -12,6 +12,7 @@ import logging
 
 from temporalio import activity
 
+from . import losses
 from .arguments import encode_arguments
 from .errors import DefinitionError
 from .execution import attempt, error_data, json_in_thread, unit_key
@@ -19,7 +20,7 @@ from .faults import crash_point
 from .stepping import recorded_or_started
 from .store import records, transaction
 from .unit_messages import JobInput, JobOutcome
-from .user_code import PERMANENT, build_action, load, refuse_awaitable
+from .user_code import PERMANENT, Handled, build_action, load, refuse_awaitable
 from .wire import Json
 
 __all__ = ["run_job"]
@@ -35,6 +36,7 @@ def _job(data: JobInput) -> JobOutcome:
         if early is not None:
             return early
     try:
+        losses.settle("job")  # a worker lost running it (only when recovering)
         with transaction() as session:
             done = records.find(session, key, JobOutcome, attempt=attempt())
             if done is not None:
@@ -58,6 +60,8 @@ def _job(data: JobInput) -> JobOutcome:
             records.record(session, key, context.action_id, outcome)
         if attempt() >= 2:
             crash_point("job-retry")
+    except Handled as handled:  # its worker was lost too often (losses.py)
+        return JobOutcome(error=error_data(handled.error))
     except PERMANENT as error:
         log.warning("action %s: job cannot run: %s", context.action_id, error)
         return JobOutcome(error=error_data(error))
@@ -67,4 +71,5 @@ def _job(data: JobInput) -> JobOutcome:
 @activity.defn(name="stepped_job")
 async def run_job(input: Json) -> Json:
     """Run a job-backed action's job in its own transaction (S6.4)."""
+    await losses.look_back()
     return await json_in_thread(JobInput, input, _job, budgeted=True)

@@ -13,7 +13,8 @@ task on the server, as cheap as Temporal allows. A local activity cannot
 heartbeat, so a claimed action's report reaches `describe()` through its claim
 row instead (prepare_view.py), and its attempts count from 1 again after a lost
 worker, so records are looked up unless it runs in the workflow's first task
-(`execution.attempt`).
+(`execution.attempt`); a run after a lost worker charges the loss to the unit it
+finds unfinished, and a unit lost too often in a row fails (losses.py, S8.2).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from . import losses
 from .action_keys import checksum_of, concurrency_key_of, timeout_of
 from .arguments import encode_arguments
 from .config import heartbeat_seconds, settings
@@ -72,6 +74,7 @@ def _prepare(data: PrepareInput, report: Reporter) -> tuple[Prepared, LaneJoin |
         )
         for number, hook in enumerate(definition.before_hooks):  # each its own transaction
             unit = f"before/{number}"
+            losses.settle(unit)  # a worker lost running it (only when recovering)
             with transaction() as session:
                 done = records.find(session, unit_key(unit), HookOutcome, attempt=attempt())
                 if done is None:
@@ -96,6 +99,7 @@ def _prepare(data: PrepareInput, report: Reporter) -> tuple[Prepared, LaneJoin |
                     callback_statuses=_callback_statuses(definition),
                 )
                 return completed, None
+        losses.settle("keys")
         with transaction() as session:
             actor, _, arguments = load(session, replace(context, arguments=encoded))
             concurrency_key = concurrency_key_of(definition, actor, arguments, context)
@@ -260,6 +264,7 @@ async def prepare(input: Json) -> Json:
     or join the lane."""
     data = decode(PrepareInput, input)  # JSON both ways: see wire.py
     first_task.set(data.first_task)  # (read by `attempt`, in the thread too)
+    await losses.look_back()
     details: list[Any] = []
 
     def report(prepared: Prepared) -> None:

@@ -19,7 +19,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 from temporalio import activity
 
-from . import tracing
+from . import losses, tracing
 from .action import Step
 from .action_keys import child_keys, tenancy
 from .arguments import encode_arguments
@@ -102,6 +102,7 @@ def _perform_step(data: StepInput) -> StepOutcome:
         if early is not None:
             return early
     try:
+        losses.settle(f"step/{data.index}")  # a worker lost running it (only when recovering)
         with transaction() as session:
             done = records.find(session, key, StepOutcome, attempt=attempt())
             if done is not None:
@@ -171,4 +172,5 @@ def release_claim(session: Session, context: ActionContext) -> bool:
 @activity.defn(name="stepped_step")
 async def run_step(input: Json) -> Json:
     """Run one step body in its own transaction and return the intents it recorded."""
+    await losses.look_back()
     return await json_in_thread(StepInput, input, perform_step, budgeted=True)

@@ -301,6 +301,7 @@ def _settings_kwargs(saved: config.Settings) -> dict[str, Any]:
         "lane_check": saved.lane_check,
         "rpc_timeout": saved.rpc_timeout,
         "server_limits": saved.server_limits,
+        "worker_loss_limit": saved.worker_loss_limit,
         "search_attributes": saved.search_attributes,
         "heartbeat_timeout": saved.heartbeat_timeout,
         "record_achieved_starts": saved.record_achieved_starts,

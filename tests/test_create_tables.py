@@ -3,7 +3,7 @@ where they are missing (`create_worker()` does), and none of them fails — on S
 and on PostgreSQL, where two concurrent CREATE TABLEs of one name collide in the
 catalog unless the workers take turns (store/schema.py). On SQLite the race is in
 switching a fresh file to write-ahead logging, which SQLite refuses at once rather
-than waiting (config._use_wal); it is lost about one time in twelve, so the SQLite
+than waiting (engines._use_wal); it is lost about one time in twelve, so the SQLite
 case runs it on many fresh files."""
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ EXPORTED = [
     "StepState",
     "SteppedError",
     "UnknownActorType",
+    "WorkerLost",
     "action_handle",
     "checksum",
     "complete",
@@ -66,6 +67,7 @@ def test_error_hierarchy():
         stepped_temporal.Deadlock,
         stepped_temporal.ArgumentTypeError,
         stepped_temporal.InvalidStatus,
+        stepped_temporal.WorkerLost,
     ]
     assert all(issubclass(e, stepped_temporal.SteppedError) for e in errors)
     assert issubclass(stepped_temporal.ArgumentTypeError, TypeError)

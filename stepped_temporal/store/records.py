@@ -12,10 +12,15 @@ runs) collide on the key, and the loser's transaction rolls back.
 What this covers is exactly the effects made through the configured engine's
 session. Calls to outside systems are not covered; pass them the unit's
 idempotency key (`step.idempotency_key`, `action.idempotency_key`).
+
+The same table keeps two tallies under keys of their own, so existing databases
+need no new column: attempts whose code failed (`count_failure`, budgets.py)
+and a unit's streak of lost workers (`count_loss`, losses.py; S8.2).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -28,7 +33,17 @@ from ..wire import encode
 from .schema import StepRecord
 from .sessions import upsert
 
-__all__ = ["count_failure", "find", "found_at", "prune", "record", "record_key"]
+__all__ = [
+    "count_failure",
+    "count_loss",
+    "failure_key",
+    "find",
+    "forget",
+    "found_at",
+    "prune",
+    "record",
+    "record_key",
+]
 
 T = TypeVar("T")
 _json = JSONPlainPayloadConverter()
@@ -87,23 +102,49 @@ def record(session: Session, key: str, action_id: str, outcome: Any) -> None:
     )
 
 
+def failure_key(run_id: str, activity_id: str, attempt: int) -> str:
+    """The key recording that `attempt` of an activity failed in user code."""
+    return f"{run_id}/failed/{activity_id}/{attempt}"
+
+
 def count_failure(
     session: Session, run_id: str, activity_id: str, attempt: int, action_id: str
 ) -> int:
     """Record that `attempt` of an activity failed in user code; how many of its
     attempts so far did (budgets.py). Idempotent per attempt."""
-    prefix = f"{run_id}/failed/{activity_id}/"
     now = datetime.now(UTC)
     values = {
-        "key": prefix + str(attempt),
+        "key": failure_key(run_id, activity_id, attempt),
         "action_id": action_id,
         "outcome": "",
         "created_at": now,
     }
     upsert(session, StepRecord, values, key="key", changes={"created_at": now})
-    keys = [prefix + str(number) for number in range(1, attempt + 1)]
+    keys = [failure_key(run_id, activity_id, number) for number in range(1, attempt + 1)]
     counted = session.scalar(sa.select(sa.func.count()).where(_TABLE.c.key.in_(keys)))
     return int(counted or 0)
+
+
+def count_loss(session: Session, key: str, action_id: str, loss: str, follows: str | None) -> int:
+    """Add `loss` (the id of an attempt whose worker was lost) to the streak under `key`;
+    how long the streak is now (losses.py). With `follows` (the id of the attempt just
+    before it) the streak goes on only if that one was lost too, and counting a loss
+    twice counts it once; without, it goes on until `forget`."""
+    found = session.connection().scalar(_FIND, {"key": key})
+    streak: dict[str, Any] = json.loads(found) if found else {"count": 0, "last": None}
+    if follows is not None and streak["last"] == loss:
+        return int(streak["count"])
+    count = int(streak["count"]) + 1 if follows is None or streak["last"] == follows else 1
+    now = datetime.now(UTC)
+    outcome = json.dumps({"count": count, "last": loss})
+    values = {"key": key, "action_id": action_id, "outcome": outcome, "created_at": now}
+    upsert(session, StepRecord, values, key="key", changes={"outcome": outcome, "created_at": now})
+    return count
+
+
+def forget(session: Session, key: str) -> None:
+    """Delete the record under `key` (a streak of losses that ended: losses.py)."""
+    session.connection().execute(sa.delete(_TABLE).where(_TABLE.c.key == key))
 
 
 def prune(session: Session, older_than: timedelta) -> int:

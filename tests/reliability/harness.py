@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -47,6 +48,8 @@ config._settings = _session_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.reliability.app"
+#: how losses.py logs a unit whose worker was lost: its streak
+LOSS_STREAK = re.compile(r"\((\d+) time\(s\) in a row\)")
 
 
 def free_port() -> int:
@@ -131,8 +134,9 @@ class DevServer(Child):
     """`temporal server start-dev` with a state file and fixed ports, so it can be
     stopped and started again as the same server."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, extra_args: list[str] | None = None) -> None:
         super().__init__(folder / "dev-server.log")
+        self.extra_args = list(extra_args or ())
         self.db = folder / "temporal.db"
         self.port = free_port()
         self.http_port = free_port()
@@ -169,6 +173,7 @@ class DevServer(Child):
                 "--sqlite-pragma", "synchronous=off",
                 "--log-level", "error",
                 *attributes,
+                *self.extra_args,
             ]
         )  # fmt: skip
         deadline = started + timeout
@@ -263,6 +268,17 @@ class WorkerProcess(Child):
                     f"the worker printed no banner in {timeout}s\n{tail(self.log)}"
                 )
             await asyncio.sleep(0.05)
+
+    def longest_loss_streak(self) -> int:
+        """The longest streak of lost workers charged to one unit (losses.py), over
+        every incarnation's log."""
+        longest = 0
+        for number in range(1, self.incarnations + 1):
+            path = self.folder / f"{self.name}-{number}.log"
+            if path.exists():
+                found = LOSS_STREAK.findall(path.read_text(errors="replace"))
+                longest = max([longest, *map(int, found)])
+        return longest
 
     def count_in_logs(self, text: str) -> int:
         """Lines containing `text`, over every incarnation's log."""

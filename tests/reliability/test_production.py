@@ -108,7 +108,10 @@ async def test_three_workers_killed_fifty_times(
             f"{production.job_attempts(rig, disturbed)} job attempts; "
             f"{retried} activities retried (max attempt {most}), {broken} workflow tasks "
             f"timed out/failed; {rig.completers[-1].completions()} holds completed from "
-            f"another process; tree {seconds:.1f}s (undisturbed {reference_seconds:.1f}s)"
+            f"another process; longest streak of losses of one unit "
+            f"{max(w.longest_loss_streak() for w in rig.workers)} (limit "
+            f"{fleet_app.LOSS_LIMIT}); tree {seconds:.1f}s (undisturbed "
+            f"{reference_seconds:.1f}s)"
         )
         assert mid_tree == KILLS, f"the tree ended after {mid_tree} of {KILLS} kills"
 

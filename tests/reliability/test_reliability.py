@@ -78,7 +78,8 @@ async def test_worker_killed_repeatedly(
             f"{verdict.effects}/{verdict.expected_effects}, none twice; "
             f"{verdict.retried_activities} activities retried (max attempt "
             f"{verdict.most_attempts}), {verdict.broken_workflow_tasks} workflow tasks "
-            f"timed out/failed; tree {closed - started:.1f}s"
+            f"timed out/failed; longest streak of losses of one unit "
+            f"{rig.worker.longest_loss_streak()} (limit 5); tree {closed - started:.1f}s"
         )
         assert kills_mid_tree == KILLS, (
             f"the tree ended after {kills_mid_tree} of {KILLS} kills: make it longer"
