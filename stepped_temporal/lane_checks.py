@@ -17,7 +17,12 @@ closed ends it at once (there is nobody to withdraw from).
 
 Versioning: the interval comes from prepare's recorded result, so an action
 whose first task an older release ran (no interval recorded) never checks —
-for inputs of revision 2, whose prepare runs inside that same task. A parent
+for inputs of revision 2, whose prepare runs inside that same task; and the
+first check's timer is started in the activation that takes prepare's result
+(`arm`), before anything else is awaited, so that task records it: an older
+worker of a mixed fleet that takes a later task of the run then fails that
+task (it cannot replay the timer) instead of writing a history without
+checks that this release would replay with one. A parent
 starts checking in a later task, so it records `FORWARDS_CHECKED` first, and a
 cancel that finds the lane closed records `LANE_GONE`: histories recorded
 before these behave as they did. The check's timer is never cancelled (it
@@ -41,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
 __all__ = [
     "FORWARDS_CHECKED",
     "LANE_GONE",
+    "arm",
     "check_forwards",
     "lane_gone",
     "wait_checking",
@@ -50,6 +56,16 @@ __all__ = [
 FORWARDS_CHECKED = "stepped-forwards-checked"
 #: the patch id of a cancel ending a pending action whose lane workflow is closed
 LANE_GONE = "stepped-lane-gone"
+
+
+def arm(action: ActionRun) -> None:
+    """Start a joined action's first check now, in the task that took prepare's
+    result (see the module's docstring)."""
+    prepared = action.prepared
+    seconds = interval(action)
+    if prepared is not None and prepared.outcome == "joined" and seconds is not None:
+        action.check_every = seconds
+        action.check_alarm = asyncio.ensure_future(workflow.sleep(seconds))
 
 
 def interval(action: ActionRun) -> float | None:

@@ -197,8 +197,9 @@ class ActionWorkflow:
             await self._report_joined()
             self._fail_early(activity_error(error))
             return None
-        await self._report_joined()
         action.prepared = prepared
+        lane_checks.arm(action)  # (in prepare's own task: see lane_checks)
+        await self._report_joined()
         if prepared.concurrency_key is not None:
             # a claimed action performs now: its key goes with its next status
             claimed = prepared.outcome == "claimed"
