@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import inspect
 import json
 import subprocess
 import sys
@@ -665,6 +666,85 @@ async def job_with_retries(env: SteppedTestEnvironment, Car: type) -> list[Recor
     return [run]
 
 
+#: from 12-07 (issue 27): lanes answer checks, and remember early releases
+CHECKS = "lane_check" in inspect.signature(stepped.configure).parameters
+
+
+async def lane_gone(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
+    """Issue 27 (from 12-07): a lane terminated while C1's parent waits on C2 (which
+    superseded C1) and C2 waits in it; a newcomer starts a new lane run, which
+    adopts the performing claim holder. C2's check (a `ping`) is answered "lost"
+    and it ends cancelled (LaneGone); P1's check on its forwarded dependency is
+    answered with an unsuccessful conclusion. Records both lane runs, the
+    parents, the children, the holder and the newcomer."""
+    stepped.configure(lane_check=timedelta(seconds=1))
+    hold = Car.stepped_action("gone_hold", outbound=True)
+    hold.concurrency_key(lambda car: "corpus-gone")
+    hold.step(lambda car, step: None)
+    wash = Car.stepped_action("gone_wash")
+    wash.concurrency_key(lambda car: "corpus-gone")
+    wash.step(lambda car, step: car.honk())
+    Car.stepped_action("gone_fleet").step(lambda car, step, cars: step.on(cars, "gone_wash"))
+    boss, first, second, third = make_cars(env, Car, range(70_000, 70_004))
+    holder = await stepped.start(boss, "gone_hold")
+    await until(holder, performing, seconds=60)
+    parents, children = [], []
+    for car in (first, second):
+        parents.append(await stepped.start(car, "gone_fleet", [car]))
+        state = await until(parents[-1], lambda s: s.steps and s.steps[0].actions, seconds=60)
+        children.append(stepped.action_handle(state.steps[0].actions[0]))
+        await settled(children[-1])
+    check((await children[0].result()).status == "superseded", "C1 was not superseded")
+    first_run = (await env.client.get_workflow_handle(lane_id("corpus-gone")).describe()).run_id
+    await env.client.get_workflow_handle(lane_id("corpus-gone")).terminate("corpus: lane gone")
+    newcomer = await stepped.start(third, "gone_hold")
+    gone = await children[1].result()
+    check(gone.error is not None and gone.error.type == "LaneGone", f"C2 ended {gone}")
+    for parent in parents:
+        check((await parent.result()).status == "failed", "a parent did not fail")
+    await complete(boss, "gone_hold")
+    await complete(third, "gone_hold")
+    await newcomer.result()
+    runs = [await fetch(env.client, lane_id("corpus-gone"), first_run)]
+    runs.append(await fetch(env.client, lane_id("corpus-gone")))
+    actions = [holder, newcomer, *parents, *children]
+    runs += [await fetch(env.client, handle.id) for handle in actions]
+    check("stepped-lane-watch" in patches(runs[1]), "the new lane run answered nothing")
+    check("stepped-forwards-checked" in patches(runs[4]), "P1 never checked its lane")
+    check(("ping" in {name for name, _ in signals_sent(runs[7])}), "C2 never checked")
+    print(f"  lane gone: C2 {gone.status} ({gone.error.type}); parents failed")
+    return runs
+
+
+async def early_release(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
+    """Issue 27 item 6 (from 12-07): a claim holder's release reaches a lane before
+    the join that names it as holder (joins are sent after their transaction
+    commits): the lane remembers the release and does not adopt it. Driven by
+    signals to a lane run, the way the race delivers them."""
+    from stepped_temporal.lane_messages import LaneHolder, LaneJoin, LaneRelease, LaneState
+    from stepped_temporal.shapes import CURRENT_LANE_SHAPE
+    from stepped_temporal.wire import encode
+
+    key = "corpus-early"
+    handle = await env.client.start_workflow(
+        lanes.LANE_WORKFLOW,
+        encode(LaneState(key=key, idle_seconds=0.5, shape=CURRENT_LANE_SHAPE, revision=1)),
+        id=lane_id(key),
+        task_queue=stepped.config.settings().task_queue,
+        start_signal="release",
+        start_signal_args=[encode(LaneRelease(f"{key}/holder", "succeeded", True))],
+    )
+    await handle.signal(
+        "join", encode(LaneJoin(f"{key}/joiner", holder=LaneHolder(f"{key}/holder")))
+    )
+    await handle.result()
+    run = await fetch(env.client, lane_id(key))
+    sent = [p for name, p in signals_sent(run) if name == "verdict"]
+    check("stepped-early-releases" in patches(run), "no EARLY_RELEASES marker")
+    check(len(sent) == 1, f"the lane sent {sent}: it adopted the released holder")
+    return [run]
+
+
 SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Recorded]]]] = {
     f.__name__: f
     for f in (
@@ -676,6 +756,7 @@ SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Rec
         outbound_completion,
         timeout,
         job_with_retries,
+        *((lane_gone, early_release) if CHECKS else ()),
     )
 }
 
