@@ -149,8 +149,7 @@ class ActionWorkflow:
         """S3 in order: prepare; then achieved, performing at once, pending in the
         lane until its turn, or ended before it began; then finish."""
         action = self._action
-        # a newer release's input: leave it to a newer worker (fails the task only)
-        refuse_unknown("action", action.data.id, action.input.revision, REVISION)
+        refuse_unknown("action", action.data.id, action.input.revision, REVISION)  # a newer one
         metrics.started(action.data)
         prepared = await self._prepare(action.input)
         ending: Ending | None
