@@ -27,43 +27,32 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 import stepped_temporal as stepped
-from stepped_temporal import binaries, config, lanes, registry, workflows
+from stepped_temporal import config, lanes, workflows
 from stepped_temporal.lane_messages import LANE_REVISION, LaneState
 from stepped_temporal.messages import REVISION, ActionData, ActionInput
-from stepped_temporal.testing import SteppedTestEnvironment, _settings_kwargs
 from stepped_temporal.wire import decode, encode
 from tests.support import car_class
-from tests.test_user_environment import create, reload
+from tests.test_user_environment import create, reload, user_environment
 
 
 @pytest_asyncio.fixture
 async def temporal(tmp_path) -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's own environment and stepped configured on it, no worker yet."""
-    if SteppedTestEnvironment.default_server == "dev":
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=binaries.dev_server_path(), dev_server_log_level="error"
-        )
-    else:
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=binaries.test_server_path()
-        )
-    saved, registered = config.settings(), dict(registry._registry)
-    config.reset()
-    stepped.configure(
-        client=env.client,
-        database_url=f"sqlite:///{tmp_path / 'app.db'}",
-        task_queue=f"upgrade-{uuid.uuid4().hex[:8]}",
-        lane_idle=timedelta(seconds=0),
-    )
-    try:
+    async with user_environment(tmp_path, lane_idle=timedelta(seconds=0)) as env:
         yield env
-    finally:
-        config.settings().engine.dispose()  # type: ignore[union-attr]
-        config.reset()
-        config.configure(**_settings_kwargs(saved))
-        registry._registry.clear()
-        registry._registry.update(registered)
-        await env.shutdown()
+
+
+def _drive(miles: int, revision: int) -> ActionInput:
+    """A raw input for `Car(1).drive(miles)`, as a starter of `revision` writes it."""
+    return ActionInput(
+        action_id=f"Car/1/drive/{uuid.uuid4().hex[:12]}",
+        actor_type="Car",
+        actor_id=1,
+        name="drive",
+        arguments=[miles],
+        task_queue=config.settings().task_queue,
+        revision=revision,
+    )
 
 
 async def refused_task(client: Client, workflow_id: str, seconds: float = 20.0) -> str:
@@ -86,17 +75,8 @@ async def test_an_action_of_a_newer_revision_waits_for_a_newer_worker(
     knows that revision polls, the action runs to its end as usual."""
     Car = car_class()
     car = create(Car, id=1)
-    action_id = f"Car/1/drive/{uuid.uuid4().hex[:12]}"
-    task_queue = config.settings().task_queue
-    future = ActionInput(
-        action_id=action_id,
-        actor_type="Car",
-        actor_id=1,
-        name="drive",
-        arguments=[7],
-        task_queue=task_queue,
-        revision=REVISION + 1,
-    )
+    future = _drive(7, REVISION + 1)
+    action_id, task_queue = future.action_id, future.task_queue
     client = temporal.client
     caplog.set_level(logging.ERROR, logger="stepped_temporal")
     async with stepped.create_worker():
@@ -142,17 +122,8 @@ async def test_every_known_revision_runs(temporal, revision):
     """Revisions up to the worker's own run as they always did (no refusal)."""
     Car = car_class()
     car = create(Car, id=1)
-    action_id = f"Car/1/drive/{uuid.uuid4().hex[:12]}"
-    task_queue = config.settings().task_queue
-    known = ActionInput(
-        action_id=action_id,
-        actor_type="Car",
-        actor_id=1,
-        name="drive",
-        arguments=[3],
-        task_queue=task_queue,
-        revision=revision,
-    )
+    known = _drive(3, revision)
+    action_id, task_queue = known.action_id, known.task_queue
     async with stepped.create_worker():
         handle = await temporal.client.start_workflow(
             "SteppedAction", encode(known), id=action_id, task_queue=task_queue

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -37,9 +38,10 @@ STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 FINAL = {"succeeded", "failed", "cancelled", "timed_out", "superseded", "deadlocked"}
 
 
-@pytest_asyncio.fixture
-async def temporal(tmp_path) -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's own environment, configured the way a user would."""
+@asynccontextmanager
+async def user_environment(tmp_path, **settings) -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's own environment on the server `--stepped-server` chose, and stepped
+    configured on it the way a user would (no worker); everything restored after."""
     if SteppedTestEnvironment.default_server == "dev":
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=binaries.dev_server_path(), dev_server_log_level="error"
@@ -54,10 +56,10 @@ async def temporal(tmp_path) -> AsyncIterator[WorkflowEnvironment]:
         client=env.client,
         database_url=f"sqlite:///{tmp_path / 'app.db'}",
         task_queue=f"user-{uuid.uuid4().hex[:8]}",
+        **settings,
     )
     try:
-        async with stepped.create_worker():
-            yield env
+        yield env
     finally:
         config.settings().engine.dispose()  # type: ignore[union-attr]
         config.reset()
@@ -65,6 +67,13 @@ async def temporal(tmp_path) -> AsyncIterator[WorkflowEnvironment]:
         registry._registry.clear()
         registry._registry.update(registered)
         await env.shutdown()
+
+
+@pytest_asyncio.fixture
+async def temporal(tmp_path) -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's own environment, configured the way a user would, with a worker."""
+    async with user_environment(tmp_path) as env, stepped.create_worker():
+        yield env
 
 
 def create(cls, **attributes):
