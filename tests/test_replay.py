@@ -91,6 +91,11 @@ TREES = sorted(p for p in HISTORIES.glob("*/*.json") if p.name != "MANIFEST.json
 CORPUS = sorted(HISTORIES.glob("*/*.json.gz"))
 
 
+#: replays of recorded files use no server: CI runs them once, not again on the dev server
+OFFLINE = pytest.mark.offline
+
+
+@OFFLINE
 @RUNNERS
 @pytest.mark.parametrize("recorded", TREES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_histories_recorded_by_an_older_version_replay(recorded, sandboxed):
@@ -194,6 +199,7 @@ async def corpus_results(directory: Path, sandboxed: bool) -> dict[Path, str | N
     return _replayed[key]
 
 
+@OFFLINE
 @RUNNERS
 @pytest.mark.parametrize("recorded", CORPUS, ids=_name)
 async def test_the_corpus_replays(recorded, sandboxed):
@@ -250,6 +256,7 @@ def changed_on_replay(number: str, value: int) -> Iterator[None]:
         versioning._legacy_runs.update(learned)
 
 
+@OFFLINE
 @pytest.mark.parametrize(
     ("constant", "value"),
     [
