@@ -261,10 +261,8 @@ def changed_on_replay(number: str, value: int) -> Iterator[None]:
     ("constant", "value"),
     [
         ("start_batch", 40),
-        ("start_batch", 60),
         ("child_window", 900),
         ("window", 150),
-        ("window", 250),
         ("history_limit", 1000),
         # the change 0013fc8 shipped, the other way round: fda2b05's lanes under 3,000
         ("history_limit", 3000),
