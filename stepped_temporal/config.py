@@ -35,6 +35,10 @@ class Settings:
     #: the data converter `get_client()` connects with (None: Temporal's default)
     data_converter: DataConverter | None = None
     engine: Engine | None = None
+    #: the engine was created here from `database_url` (not given by the application)
+    engine_from_url: bool = False
+    #: threads that use the engine at once, as far as a worker has said (`size_pool`)
+    connections: int = 0
     database_url: str = DEFAULT_DATABASE_URL
     task_queue: str = DEFAULT_TASK_QUEUE
     handle_exceptions: tuple[type[BaseException], ...] = (Exception,)
@@ -142,9 +146,9 @@ def configure(
     if data_converter is not None:
         changes.update(data_converter=data_converter, client=client)
     if engine is not None:
-        changes["engine"] = engine
+        changes.update(engine=engine, engine_from_url=False)
     if database_url is not None:
-        changes.update(database_url=database_url, engine=engine)
+        changes.update(database_url=database_url, engine=engine, engine_from_url=False)
     if task_queue is not None:
         changes["task_queue"] = task_queue
     if handle_exceptions is not None:
@@ -269,7 +273,9 @@ def get_engine() -> Engine:
     """The configured engine, created from the database URL on first use."""
     current = _settings
     if current.engine is None:
-        current.engine = create_engine(current.database_url)
+        connections = current.connections or None
+        current.engine = create_engine(current.database_url, connections=connections)
+        current.engine_from_url = True
     return current.engine
 
 

@@ -11,14 +11,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-__all__ = ["READ_ONLY", "create_engine"]
+__all__ = ["READ_ONLY", "create_engine", "pool_capacity"]
 
 #: Execution option of reads that need no write lock (see `read_session`).
 READ_ONLY = "stepped_read_only"
 
 
-def create_engine(url: str, **kwargs: Any) -> Engine:
+def create_engine(url: str, *, connections: int | None = None, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite ones are set up for many worker threads.
+
+    `connections`: how many threads use it at once (a worker's activity slots);
+    its pool keeps that many connections, so no thread waits for another's (the
+    default pool of 5 + 10 would make 200 threads queue for 15 connections).
 
     SQLite transactions begin with BEGIN IMMEDIATE, so two step transactions on
     one file serialise instead of losing an update or failing on a lock upgrade.
@@ -28,12 +32,13 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     `describe`, `lane`) never wait for a writer.
     """
     parsed = sa.engine.make_url(url)
+    in_memory = parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
+    if connections and not in_memory:
+        kwargs.setdefault("pool_size", connections)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True, **kwargs)
     connect_args = {"check_same_thread": False, "timeout": 30, **kwargs.pop("connect_args", {})}
     engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
-
-    in_memory = parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
 
     @sa.event.listens_for(engine, "connect")
     def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
@@ -47,6 +52,15 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def pool_capacity(engine: Engine) -> int | None:
+    """How many connections `engine`'s pool lends at once, None when unbounded."""
+    pool = engine.pool
+    if isinstance(pool, sa.QueuePool):
+        overflow = pool._max_overflow  # no public accessor; -1 means unbounded
+        return None if overflow < 0 else pool.size() + overflow
+    return None
 
 
 def _use_wal(dbapi_connection: Any, patience: float) -> None:

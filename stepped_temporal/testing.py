@@ -110,7 +110,10 @@ class SteppedTestEnvironment:
         saved_registry = dict(registry._registry)
         with tempfile.TemporaryDirectory(prefix="stepped-test-") as folder:
             url = database_url or f"sqlite:///{Path(folder) / 'stepped.db'}"
-            engine = config.create_engine(url)
+            # a pool as large as the worker's threads, as create_worker() sizes its own
+            threads = worker_options.get("max_concurrent_activities", 100)
+            threads += worker_options.get("max_concurrent_local_activities", 100)
+            engine = config.create_engine(url, connections=threads)
             if server == "dev":
                 workflow_environment = await WorkflowEnvironment.start_local(
                     data_converter=data_converter or DataConverter.default,

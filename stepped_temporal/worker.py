@@ -13,6 +13,7 @@ so the sandbox keeps checking Stepped's own workflow code; users may set it too.
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -33,6 +34,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from . import tracing, versioning
 from .activities import ALL_ACTIVITIES, set_executor
 from .config import get_engine, settings
+from .engines import pool_capacity
 from .errors import NotConfigured
 from .lanes import LaneWorkflow
 from .store import create_tables, records
@@ -62,13 +64,14 @@ def create_worker(**kwargs: Any) -> Worker:
         raise NotConfigured(
             "create_worker() needs a connected client: stepped_temporal.configure(client=...)"
         )
+    # one thread per slot: prepare runs as a local activity, beside the activities
+    slots = kwargs.setdefault("max_concurrent_activities", 100)
+    slots += kwargs.setdefault("max_concurrent_local_activities", 100)
+    _size_pool(slots)
     create_tables(get_engine())
     with Session(get_engine()) as session, session.begin():
         # records only matter while an activity may be retried (store/records.py)
         records.prune(session, RECORDS_KEPT)
-    # one thread per slot: prepare runs as a local activity, beside the activities
-    slots = kwargs.setdefault("max_concurrent_activities", 100)
-    slots += kwargs.setdefault("max_concurrent_local_activities", 100)
     set_executor(ThreadPoolExecutor(max_workers=slots, thread_name_prefix="stepped-activity"))
     kwargs.setdefault("task_queue", current.task_queue)
     kwargs.setdefault("workflow_runner", workflow_runner())
@@ -139,3 +142,29 @@ class _Instance(WorkflowInstance):
 
     def get_thread_id(self) -> int | None:
         return self._instance.get_thread_id()
+
+
+def _size_pool(connections: int) -> None:
+    """Let `connections` threads use the engine at once (a worker's activity slots):
+    one created here from the URL is made again with a pool that large; one the
+    application gave is only warned about when its pool is smaller."""
+    current = settings()
+    current.connections = max(current.connections, connections)
+    engine = current.engine
+    if engine is None:
+        return
+    capacity = pool_capacity(engine)
+    if capacity is None or capacity >= current.connections:
+        return
+    if current.engine_from_url:
+        engine.dispose()
+        current.engine = None
+        return
+    logging.getLogger("stepped_temporal").warning(
+        "the engine given to configure() lends %d connections at once, but the worker runs "
+        "%d activity threads that each use one: they will queue for connections; create it "
+        "with pool_size=%d",
+        capacity,
+        current.connections,
+        current.connections,
+    )

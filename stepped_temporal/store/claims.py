@@ -159,6 +159,6 @@ def holder(session: Session, key: str) -> str | None:
 
 
 def held_by(session: Session, action_id: str) -> LaneClaim | None:
-    """The claim `action_id` holds, if any (an action holds at most one key). Scans the
-    table: claims are few (held keys, contended ones) and this read is rare."""
+    """The claim `action_id` holds, if any (an action holds at most one key), by the
+    index on `holder`."""
     return session.scalars(sa.select(LaneClaim).where(LaneClaim.holder == action_id)).first()

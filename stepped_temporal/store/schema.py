@@ -57,7 +57,8 @@ class LaneClaim(SteppedBase):
     __tablename__ = "stepped_lane_claims"
 
     concurrency_key: Mapped[str] = mapped_column(sa.String(1024), primary_key=True)
-    holder: Mapped[str | None] = mapped_column(sa.String(1100), nullable=True)
+    #: indexed: an action's end finds its claim by holder (`claims.held_by`)
+    holder: Mapped[str | None] = mapped_column(sa.String(1100), nullable=True, index=True)
     holder_checksum_key: Mapped[str | None] = mapped_column(sa.String(1024), nullable=True)
     holder_checksum: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     contended: Mapped[bool] = mapped_column(sa.Boolean, default=False)
@@ -99,8 +100,14 @@ def create_tables(engine: sa.Engine) -> None:
     check and the creation run in one transaction, one worker at a time — under an
     advisory lock on PostgreSQL, under the write lock on SQLite (its transactions
     here begin IMMEDIATE).
+
+    An index added by a later release (as the migration that ships with it does)
+    is created on a table that exists already.
     """
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CREATE_LOCK})
         SteppedBase.metadata.create_all(connection)
+        for table in SteppedBase.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
