@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from .config import settings
 from .errors import ArgumentTypeError, ArgumentValueError
 from .registry import ActorBase, actor_ref
 
@@ -23,10 +24,17 @@ TAG = "__stepped__"
 #: What decoding does with an actor reference: (type name, id) -> the value to put there.
 ActorLoader = Callable[[str, Any], Any]
 
-#: The most an action's arguments may take as JSON. They travel in its workflow input
-#: and in every activity input of it; Temporal refuses a payload over 2 MB and a
-#: history over 50 MB, and its SDK warns from 512 KiB on.
-MAX_ARGUMENTS_BYTES = 512 * 1024
+#: The share of the cluster's payload limit an action's arguments may take as JSON
+#: (S11.3): they travel in its workflow input, its result and every activity input
+#: of it, beside Stepped's own fields; Temporal refuses a payload over the limit
+#: (2 MiB by default: 512 KiB of arguments) and its SDK warns from 512 KiB on.
+ARGUMENTS_SHARE = 4
+
+
+def max_arguments_bytes() -> int:
+    """The most an action's arguments may take as JSON on the configured cluster."""
+    return settings().server_limits.payload_bytes // ARGUMENTS_SHARE
+
 
 _SUPPORTED = (
     "JSON values (None, bool, int, float, str, list, dict with str keys), actors, "
@@ -42,11 +50,14 @@ def encode_arguments(arguments: Sequence[Any], *, culprit: str) -> list[Any]:
         )
     encoded = [_encode(v, f"argument {i + 1}", culprit, "") for i, v in enumerate(arguments)]
     size = len(json.dumps(encoded, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    if size > MAX_ARGUMENTS_BYTES:
+    limit = settings().server_limits.payload_bytes
+    if size > limit // ARGUMENTS_SHARE:
         raise ArgumentValueError(
-            f"{culprit}: the arguments take {size} bytes ({size / 2**20:.1f} MiB) as JSON; at "
-            f"most {MAX_ARGUMENTS_BYTES} bytes travel with an action (Temporal refuses payloads "
-            f"over 2 MB): keep large data in your database and pass its id"
+            f"{culprit}: the arguments take {size:,} bytes as JSON; at most "
+            f"{limit // ARGUMENTS_SHARE:,} bytes travel with an action (a quarter of the "
+            f"cluster's payload limit of {limit:,} bytes, ServerLimits.payload_bytes: they "
+            f"travel beside Stepped's own fields): keep large data in your database and "
+            f"pass its id"
         )
     return encoded
 

@@ -130,3 +130,27 @@ def test_server_limits_are_temporals_defaults_and_refuse_nonsense():
         stepped.ServerLimits(pending_operations=0)
     with pytest.raises(TypeError, match="ServerLimits"):
         stepped.configure(server_limits={"history_events": 100})  # type: ignore[arg-type]
+
+
+async def test_arguments_past_a_declared_payload_limit_are_refused_before_anything_starts(
+    stepped_env,
+):
+    """S11.3: on a cluster whose payloads stop at 64 KiB, a start with 20 KB of arguments
+    is refused, naming the limit and the size, and nothing starts; 10 KB travel (a
+    quarter of the limit is theirs); a step asking for such a child fails its action."""
+    stepped.configure(server_limits=stepped.ServerLimits(payload_bytes=64 * 1024))
+    Car = car_class()
+    Car.stepped_action("relay").step(lambda car, step, size: step.do("change_location", "x" * size))
+    car = stepped_env.create(Car, id=1)
+
+    with pytest.raises(stepped.ArgumentValueError) as refused:
+        await stepped.start(car, "change_location", "x" * 20_000)
+    message = str(refused.value)
+    assert "Car/1/change_location" in message and "65,536" in message, message
+    assert "20,004 bytes" in message and "16,384 bytes" in message, message
+    assert stepped_env.started == []
+
+    assert (await stepped.run(car, "change_location", "x" * 10_000)).status == "succeeded"
+    failed = await stepped.run(car, "relay", 20_000)
+    assert failed.status == "failed" and failed.error is not None
+    assert "65,536" in failed.error.message and failed.steps[0].actions == ()
