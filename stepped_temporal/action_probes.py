@@ -12,6 +12,15 @@ protocol and why it is sound: `wait_for`.
 - A forward (S4.2) can reach a parent after a probe did: the probe then went to
   the superseded child, which ended and dropped it. So the action keeps the
   probes that passed it, and on a forward sends them on to the successor.
+
+Size (S11.1, `BOUNDED_PROBES`): a parent of thousands of children must not signal
+them all in one task — Temporal refuses a run more than its pending-signals limit,
+and fails the task again on every retry. So a probe goes only to children whose
+workflows exist (one the child window still holds back waits on nobody yet, and
+starts a probe of its own when it joins a lane), and at most `child_window`
+probe signals are under way at once (the recorded window is at most half the
+cluster's pending operations, `shapes.action_shape`). Runs recorded before
+signalled every unconcluded child at once, and replay that way.
 """
 
 from __future__ import annotations
@@ -26,7 +35,10 @@ with workflow.unsafe.imports_passed_through():
     from .wait_for import CONFIRM, SEEK, SHARED, WAITS, Hop, Probe
     from .workflow_support import signal
 
-__all__ = ["answer", "forwarded"]
+__all__ = ["BOUNDED_PROBES", "answer", "forwarded"]
+
+#: the patch marker of probes sent to started children only, `child_window` at a time
+BOUNDED_PROBES = "stepped-bounded-probes"
 
 
 async def answer(action: ActionRun, dependencies: Dependencies, probe: Probe) -> None:
@@ -65,9 +77,24 @@ async def _seek(action: ActionRun, dependencies: Dependencies, probe: Probe) -> 
         if prepared.outcome == "joined":  # pending or sharing: the lane adds the hop
             await signal(prepared.lane_id, "probe", probe)
         return
-    hops = [Hop(me, WAITS, to) for to in sorted(_waits_on(action, dependencies))]
-    sends = [signal(hop.to, "probe", probe.extended(hop)) for hop in hops]
-    await asyncio.gather(*sends)
+    window = _window(action)
+    targets = _waits_on(action, dependencies, started=window is not None)
+    hops = [Hop(me, WAITS, to) for to in sorted(targets)]
+    await asyncio.gather(*(_send(window, hop.to, probe.extended(hop)) for hop in hops))
+
+
+def _window(action: ActionRun) -> asyncio.Semaphore | None:
+    """The bound on probes under way, None in runs recorded before it existed."""
+    if action.probe_window is None and workflow.patched(BOUNDED_PROBES):
+        action.probe_window = asyncio.Semaphore(action.input.shape.child_window)
+    return action.probe_window
+
+
+async def _send(window: asyncio.Semaphore | None, to: str, probe: Probe) -> bool:
+    if window is None:
+        return await signal(to, "probe", probe)
+    async with window:
+        return await signal(to, "probe", probe)
 
 
 def forwarded(action: ActionRun, dependencies: Dependencies, successor: str) -> None:
@@ -78,7 +105,8 @@ def forwarded(action: ActionRun, dependencies: Dependencies, successor: str) -> 
     hop = Hop(action.data.id, WAITS, successor)
     for probe in action.probed.values():
         if not probe.visits(successor):
-            task = asyncio.ensure_future(signal(successor, "probe", probe.extended(hop)))
+            sent = _send(action.probe_window, successor, probe.extended(hop))
+            task = asyncio.ensure_future(sent)
             action.sending.add(task)
             task.add_done_callback(action.sending.discard)
 
@@ -94,7 +122,7 @@ def _holds(action: ActionRun, dependencies: Dependencies, hop: Hop) -> bool:
     return hop.kind == WAITS and hop.to in _waits_on(action, dependencies)
 
 
-def _waits_on(action: ActionRun, dependencies: Dependencies) -> set[str]:
+def _waits_on(action: ActionRun, dependencies: Dependencies, *, started: bool = False) -> set[str]:
     if action.data.status != "performing":
         return set()
-    return dependencies.waits_on()
+    return dependencies.waits_on(started=started)

@@ -70,6 +70,8 @@ class ActionRun:
         self.probed: dict[str, Probe] = {}
         #: probes under way to a successor, kept referenced until sent
         self.sending: set[asyncio.Future[bool]] = set()
+        #: probes it may have under way at once, once `BOUNDED_PROBES` holds (action_probes)
+        self.probe_window: asyncio.Semaphore | None = None
         #: the timer of the action's next check on its lane (lane_checks.py), and the
         #: task checking the lanes its forwarded dependencies wait in
         self.check_alarm: asyncio.Future[None] | None = None
@@ -135,3 +137,14 @@ class ActionRun:
         prepared = self.prepared
         assert prepared is not None and prepared.lane_id is not None
         return await signal(prepared.lane_id, name, payload)
+
+    def interruption(self, timed_out: bool) -> str:
+        """The status of a performance interrupted from outside: completed (S6.1),
+        cancelled (S4.6) or timed out (S7.1)."""
+        if self.completion is not None:
+            return self.completion
+        if self.cancel_requested:
+            return "cancelled"
+        assert timed_out
+        workflow.logger.warning("action %s timed out", self.data.id)
+        return "timed_out"

@@ -25,6 +25,7 @@ from .errors import ArgumentTypeError
 from .failures import action_data
 from .keys import tenancy_key
 from .messages import REVISION, ActionData, ActionInput, Prepared
+from .paging import query_pages
 from .prepare_view import QUERY_PATIENCE, in_prepare, query_timed_out
 from .registry import ActorBase, actor_ref
 from .results import ActionResult, ActionState
@@ -39,6 +40,8 @@ log = logging.getLogger("stepped_temporal")
 
 #: the deadline of `complete()`'s update, which waits for a worker to run it
 COMPLETE_PATIENCE = timedelta(seconds=60)
+#: ids per page of `ActionHandle.step_actions` (about 25 KB)
+STEP_PAGE = 500
 
 #: Called with the handle of each started root action (the test environment listens).
 start_listeners: list[Callable[[ActionHandle], None]] = []
@@ -133,9 +136,17 @@ class ActionHandle:
         return None
 
     async def step_actions(self, index: int) -> AsyncIterator[str]:
-        """Every id step `index` waited or waits on, in call order (S11.2)."""
+        """Every id step `index` waited or waits on, in call order (S11.2), however
+        many: the action answers a page at a time (`describe()` shows at most 100)."""
         state = await self.describe()
-        for action_id in state.steps[index].actions if index < len(state.steps) else ():
+        step = state.steps[index] if 0 <= index < len(state.steps) else None
+        if step is None or not step.actions_left_out:  # all of them are here
+            for action_id in step.actions if step else ():
+                yield action_id
+            return
+        async for action_id in query_pages(
+            self.workflow, "step_actions_after", index, size=STEP_PAGE
+        ):
             yield action_id
 
     async def cancel(self) -> bool:

@@ -20,13 +20,15 @@ __all__ = ["Dependencies"]
 
 
 class _Dependency:
-    __slots__ = ("concluded", "lane", "number", "step", "target")
+    __slots__ = ("concluded", "lane", "number", "started", "step", "target")
 
     def __init__(self, step: int, number: int, target: str | None) -> None:
         self.step = step
         #: its place among the step's calls
         self.number = number
         self.concluded = False
+        #: its child's start was answered (a child waits to start while the window is full)
+        self.started = False
         #: the action it waits on: the child, then any successor (None: a timer)
         self.target = target
         #: the lane that moved it to a successor, and answers for it now
@@ -77,12 +79,16 @@ class Dependencies:
         if successor not in actions:
             actions.append(successor)
 
-    def waits_on(self) -> set[str]:
-        """The actions the current step still waits on (S4.9's wait-for edges)."""
+    def waits_on(self, *, started: bool = False) -> set[str]:
+        """The actions the current step still waits on (S4.9's wait-for edges); with
+        `started`, only those whose workflows exist (a child the window holds back
+        waits on nobody yet)."""
         return {
             record.target
             for record in self._records.values()
-            if record.target is not None and not record.concluded
+            if record.target is not None
+            and not record.concluded
+            and (record.started or not started)
         }
 
     def forwarded(self) -> dict[str, list[Forward]]:
@@ -97,6 +103,7 @@ class Dependencies:
     def list_started(self, child_id: str) -> None:
         """List a started child in its step's `actions`, in call order (S9.2)."""
         dependency = self._records[child_id]
+        dependency.started = True
         actions = self._data.steps[dependency.step].actions
 
         def later(other_id: str) -> bool:

@@ -41,6 +41,8 @@ class LaneSummary:
     pending: tuple[str, ...]
     #: the latest superseded and shared actions: (action id, how, handed to)
     recent: tuple[tuple[str, str, str], ...] = ()
+    #: pending ids between the first and the latest ones shown (S11.2)
+    pending_left_out: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,8 @@ class LaneSummary:
             if self.performing_since
             else None,
             "pending": list(self.pending),
+            "pending_count": len(self.pending) + self.pending_left_out,
+            "pending_left_out": self.pending_left_out,
             "recent": [{"action_id": a, "how": how, "to": to} for a, how, to in self.recent],
         }
 
@@ -65,7 +69,9 @@ async def _since(client: Client, action_id: str | None) -> datetime | None:
 
 def _summary(state: LaneState, since: datetime | None) -> LaneSummary:
     recent = tuple((h.action_id, h.how, h.to) for h in state.recent)
-    return LaneSummary(state.key, state.performing, since, state.pending, recent)
+    return LaneSummary(
+        state.key, state.performing, since, state.pending, recent, state.pending_left_out
+    )
 
 
 async def _listed(client: Client, workflow_id: str) -> LaneSummary | None:
@@ -103,7 +109,12 @@ def format_lanes(lanes: list[LaneSummary], now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     rows = [("KEY", "PERFORMING", "FOR", "PENDING")]
     rows += [
-        (lane.key, lane.performing or "-", _age(lane.performing_since, now), str(len(lane.pending)))
+        (
+            lane.key,
+            lane.performing or "-",
+            _age(lane.performing_since, now),
+            str(len(lane.pending) + lane.pending_left_out),
+        )
         for lane in lanes
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
@@ -122,8 +133,14 @@ def format_lane(lane: LaneSummary, now: datetime | None = None) -> str:
     else:
         lines.append("  performing  -")
     if lane.pending:
-        for number, action_id in enumerate(lane.pending, 1):
-            lines.append(f"  {'pending' if number == 1 else '':<10}  {number}. {action_id}")
+        first = len(lane.pending) - len(lane.pending) // 2 if lane.pending_left_out else 0
+        for index, action_id in enumerate(lane.pending):
+            number = index + 1 + (lane.pending_left_out if first and index >= first else 0)
+            if first and index == first:
+                lines.append(
+                    f"  {'':<10}  … {lane.pending_left_out} more (lane_pending() lists all)"
+                )
+            lines.append(f"  {'pending' if index == 0 else '':<10}  {number}. {action_id}")
     else:
         lines.append("  pending     -")
     for number, (action_id, how, to) in enumerate(lane.recent):

@@ -219,3 +219,15 @@ class LaneState:
     shape: LaneShape = field(default_factory=LaneShape)
     #: the lane behaviour the run was created for (`LANE_REVISION`; 0: before it)
     revision: int = 0
+
+
+@dataclass
+class LaneView:
+    """What the lane's `view` query answers (S9.5, S11.2): the counts exact, the ids
+    bounded — the first pending ones and the latest, those between left out."""
+
+    performing: str | None = None
+    pending_count: int = 0
+    pending_first: list[str] = field(default_factory=list)
+    pending_latest: list[str] = field(default_factory=list)
+    handovers: list[Handover] = field(default_factory=list)

@@ -36,10 +36,12 @@ with workflow.unsafe.imports_passed_through():
         LanePing,
         LaneRelease,
         LaneState,
+        LaneView,
         LaneWithdraw,
         Verdict,
     )
     from .lane_outbox import LaneOutbox
+    from .messages import ids_after
     from .shapes import CURRENT_LANE_SHAPE
     from .versioning import legacy_lane_limit, refuse_unknown
     from .wait_for import Probe
@@ -181,6 +183,28 @@ class LaneWorkflow(LaneOutbox):
         messages still to send: after a burst of joins they run to megabytes, and
         a query answer past Temporal's payload limit fails the workflow task."""
         return replace(self._state, outbox=[])
+
+    @workflow.query
+    def view(self, shown: int) -> LaneView:
+        """What `stepped.lane()` shows (S11.2): every count exact, at most `shown` ids
+        — the first half and the latest half of the pending ones."""
+        state = self._state
+        ids = [entry.action_id for entry in state.pending]
+        first = max(0, shown) - max(0, shown) // 2
+        latest = ids[first:][-(shown // 2) :] if shown // 2 else []
+        return LaneView(
+            performing=state.performing.action_id if state.performing else None,
+            pending_count=len(ids),
+            pending_first=ids[:first],
+            pending_latest=latest,
+            handovers=list(state.handovers),
+        )
+
+    @workflow.query
+    def pending_after(self, after: str | None, count: int) -> list[str]:
+        """Up to `count` pending ids after `after` in lane order (all from the front
+        when `after` is None or no longer pending): `stepped.lane_pending()` pages."""
+        return ids_after([entry.action_id for entry in self._state.pending], after, count)
 
     # -- the loop ------------------------------------------------------------
     @workflow.run

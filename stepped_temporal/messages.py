@@ -238,6 +238,8 @@ class StepData:
     completed_at: str | None = None
     actions: list[str] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
+    #: ids between the first and latest ones `actions` shows (`bounded`, S11.2)
+    actions_left_out: int = 0
 
 
 @dataclass
@@ -293,3 +295,35 @@ class ActionData:
         self.status = "succeeded"
         self.successful = True
         self.completed_at = completed_at
+
+
+#: ids a step shows in query answers and results (S11.2): the first half and the
+#: latest half; the rest are counted (`StepData.actions_left_out`) and listed by the
+#: `step_actions_after` query. Never a command: a result's content is not replayed.
+SHOWN_IDS = 100
+
+
+def bounded(data: ActionData, shown: int = SHOWN_IDS) -> ActionData:
+    """`data` as queries and results give it: each step's ids bounded to `shown`
+    (S11.2); `data` itself when no step has more."""
+    if all(len(step.actions) <= shown for step in data.steps):
+        return data
+    first, latest = shown - shown // 2, shown // 2
+    steps = [
+        step
+        if len(step.actions) <= shown
+        else replace(
+            step,
+            actions=step.actions[:first] + (step.actions[-latest:] if latest else []),
+            actions_left_out=len(step.actions) - shown,
+        )
+        for step in data.steps
+    ]
+    return replace(data, steps=steps)
+
+
+def ids_after(ids: list[str], after: str | None, count: int) -> list[str]:
+    """Up to `count` of `ids` following `after` (from the first when None or gone):
+    one page of a listing (S11.2)."""
+    start = ids.index(after) + 1 if after in ids else 0
+    return ids[start : start + max(0, count)]

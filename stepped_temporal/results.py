@@ -45,6 +45,14 @@ class StepState:
     actions: tuple[str, ...]
     #: durations (seconds) of the step's timed waits
     waits: tuple[float, ...] = ()
+    #: ids not in `actions`: past 100, `actions` holds the first 50 and the latest
+    #: 50 (S11.2); `ActionHandle.step_actions(index)` lists every one
+    actions_left_out: int = 0
+
+    @property
+    def actions_count(self) -> int:
+        """How many actions the step waited on, exactly."""
+        return len(self.actions) + self.actions_left_out
 
 
 @dataclass(frozen=True)
@@ -140,4 +148,5 @@ def _step(step: StepData) -> StepState:
         completed_at=_time(step.completed_at),
         actions=tuple(step.actions),
         waits=tuple(step.waits),
+        actions_left_out=step.actions_left_out,
     )

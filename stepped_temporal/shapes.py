@@ -125,8 +125,12 @@ def lane_shape(limits: ServerLimits) -> LaneShape:
     under way."""
     current = CURRENT_LANE_SHAPE.history_limit or 0
     bound = min(limits.history_events // 25, limits.signals_per_run // 5)
+    # the departed ids it carries across continue-as-new (about 60 bytes each) take
+    # at most a sixteenth of a payload
+    carried = limits.payload_bytes // 16
     return replace(
         CURRENT_LANE_SHAPE,
         history_limit=max(100, min(current, bound)),
         window=max(1, min(CURRENT_LANE_SHAPE.window, limits.pending_operations // 10)),
+        recent=max(10, min(CURRENT_LANE_SHAPE.recent, carried // 64)),
     )

@@ -260,10 +260,14 @@ class SteppedTestEnvironment:
             if action_id in seen:
                 continue
             seen.add(action_id)
-            state = await self._handle(action_id).describe()
+            handle = self._handle(action_id)
+            state = await handle.describe()
             out.append(state)
             for step in state.steps:
-                queue.extend(step.actions)
+                if step.actions_left_out:  # past 100 (S11.2): every one, a page at a time
+                    queue.extend([child async for child in handle.step_actions(step.index)])
+                else:
+                    queue.extend(step.actions)
         return out
 
     async def assert_action_started(self, actor: Actor, name: str) -> ActionState:

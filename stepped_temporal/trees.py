@@ -50,9 +50,7 @@ async def _lane_position(client: Client, state: ActionState) -> int | None:
         lane = await lane_workflow_state(client, state.concurrency_key)
     except RPCError:
         return None
-    if lane is None or state.id not in lane.pending:
-        return None
-    return lane.pending.index(state.id) + 1
+    return None if lane is None else lane.position(state.id)
 
 
 async def collect_tree(client: Client, action_id: str, *, limit: int = 500) -> TreeNode:
@@ -121,6 +119,8 @@ def _items(node: TreeNode, now: datetime) -> list[str | TreeNode]:
     for step in node.state.steps:
         items += [wait_line(step, seconds, now) for seconds in step.waits]
         items += [by_id.pop(action_id) for action_id in step.actions if action_id in by_id]
+        if step.actions_left_out:
+            items.append(f"… {step.actions_left_out} more actions of step {step.index}")
     return items + list(by_id.values())
 
 

@@ -34,9 +34,16 @@ SYSTEM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
 
+#: the patch marker of signals sent again when their target's run refuses more
+SIGNAL_RETRIES = "stepped-signal-retries"
+#: the first pause before such a signal goes again, and the longest (seconds)
+SIGNAL_PAUSE = 1
+SIGNAL_PAUSE_MAX = 60
+
 __all__ = [
     "ACTION_WORKFLOW",
     "DEFAULT_RETRY",
+    "SIGNAL_RETRIES",
     "SYSTEM_RETRY",
     "activity_error",
     "duration",
@@ -118,15 +125,33 @@ def activity_error(error: BaseException) -> ErrorData:
 
 
 async def signal(workflow_id: str, name: str, payload: Any) -> bool:
-    """Signal another workflow; one that already closed has nobody left to tell (False)."""
-    try:
-        await workflow.get_external_workflow_handle(workflow_id).signal(name, encode(payload))
-    except ApplicationError as error:
-        if error.type != "ExternalWorkflowExecutionNotFound":
-            raise
-        workflow.logger.info("signal %s to closed workflow %s dropped", name, workflow_id)
-        return False
-    return True
+    """Signal another workflow; one that already closed has nobody left to tell (False).
+
+    A run that took its cluster's signals per run (a lane under a flood of joins,
+    before it continues as new) refuses more: the signal goes again after a pause,
+    to the run that has taken over by then (S11.1; `SIGNAL_RETRIES`, runs recorded
+    before failed there)."""
+    pause = SIGNAL_PAUSE
+    while True:
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).signal(name, encode(payload))
+        except ApplicationError as error:
+            if error.type == "ExternalWorkflowExecutionNotFound":
+                workflow.logger.info("signal %s to closed workflow %s dropped", name, workflow_id)
+                return False
+            over = "SignalCountLimitExceeded" in f"{error.type} {error.message}"
+            if not over or not workflow.patched(SIGNAL_RETRIES):
+                raise
+            workflow.logger.warning(
+                "signal %s to %s: its run takes no more signals; again in %ss",
+                name,
+                workflow_id,
+                pause,
+            )
+            await workflow.sleep(pause)
+            pause = min(pause * 2, SIGNAL_PAUSE_MAX)
+            continue
+        return True
 
 
 def received(cls: type[T], raw: Any, signal_name: str) -> T | None:

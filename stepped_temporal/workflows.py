@@ -36,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
         ErrorData,
         Prepared,
         PrepareInput,
+        bounded,
+        ids_after,
     )
     from .search_attributes import CONCURRENCY_KEY, STATUS
     from .step_runs import StepRuns
@@ -140,8 +142,14 @@ class ActionWorkflow:
 
     @workflow.query
     def describe(self) -> ActionData:
-        """The action's state, at any time (S9.2)."""
-        return self._action.data
+        """The action's state, at any time (S9.2), each step's ids bounded (S11.2)."""
+        return bounded(self._action.data)
+
+    @workflow.query
+    def step_actions_after(self, index: int, after: str | None, count: int) -> list[str]:
+        """A page of the ids step `index` waited on (`ActionHandle.step_actions`)."""
+        steps = self._action.data.steps
+        return ids_after(steps[index].actions if 0 <= index < len(steps) else [], after, count)
 
     # -- the action ----------------------------------------------------------
     @workflow.run
@@ -172,7 +180,7 @@ class ActionWorkflow:
         action.upsert(STATUS.value_set(action.data.status))
         metrics.finished(action.data, achieved=action.achieved)
         # the ActionData, written as Temporal would write it, only faster (wire.py)
-        result: Json = encode(action.data)
+        result: Json = encode(bounded(action.data))
         if action.data.status in FAILURE_TYPES and marked(action.input.revision, PATCH):
             raise failure(action.data, result)  # S9.4: the Web UI shows it failed
         return result
@@ -284,7 +292,7 @@ class ActionWorkflow:
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await work
-            status, error = self._interruption(timed_out), None
+            status, error = self._action.interruption(timed_out), None
         if status == "achieved":  # S3.4, found only once the lane let it perform
             action.achieved = True
             data.steps.clear()
@@ -292,16 +300,6 @@ class ActionWorkflow:
             return Ending("succeeded", release=True, callbacks=False, grant=False)
         data.error = error
         return Ending(status, release=True)
-
-    def _interruption(self, timed_out: bool) -> str:
-        action = self._action
-        if action.completion is not None:
-            return action.completion
-        if action.cancel_requested:
-            return "cancelled"
-        assert timed_out
-        workflow.logger.warning("action %s timed out", action.data.id)
-        return "timed_out"
 
     async def _work(self) -> tuple[str, ErrorData | None]:
         """The steps (S3.6-S3.8), then the job (S6.4), then an outbound action's

@@ -94,6 +94,8 @@ async def test_lanes_lists_contended_lanes_and_shows_one(stepped_dev_env):
         "performing": None,
         "performing_since": None,
         "pending": [],
+        "pending_count": 0,
+        "pending_left_out": 0,
         "recent": [],
     }
 

@@ -154,3 +154,29 @@ async def test_arguments_past_a_declared_payload_limit_are_refused_before_anythi
     failed = await stepped.run(car, "relay", 20_000)
     assert failed.status == "failed" and failed.error is not None
     assert "65,536" in failed.error.message and failed.steps[0].actions == ()
+
+
+async def test_a_wide_step_shows_a_bounded_list_and_step_actions_lists_all(
+    stepped_env, monkeypatch
+):
+    """S11.2: a step of 250 children: describe() and result() keep its counts exact and
+    show the first 50 and the latest 50 ids, saying 150 are left out; step_actions(0)
+    lists all 250 in call order, a page at a time; the test environment sees them all."""
+    from stepped_temporal import client
+
+    monkeypatch.setattr(client, "STEP_PAGE", 60)
+    Car = car_class()
+    Car.stepped_action("fleet").step(lambda car, step, cars: step.on(cars, "honk"))
+    boss, *cars = (stepped_env.create(Car, id=n) for n in range(1, 252))
+    handle = await stepped.start(boss, "fleet", cars)
+    result = await handle.result()
+
+    assert result.status == "succeeded"
+    step = result.steps[0]
+    assert (step.actions_count, step.actions_left_out, len(step.actions)) == (250, 150, 100)
+    assert step.pending_actions_count == 0 and step.unsuccessful_actions_count == 0
+    every = [action_id async for action_id in handle.step_actions(0)]
+    assert [int(action_id.split("/")[1]) for action_id in every] == list(range(2, 252))
+    assert step.actions == (*every[:50], *every[-50:])
+    assert (await handle.describe()).steps[0] == step
+    assert len(await stepped_env.actions()) == 251
