@@ -86,6 +86,7 @@ class Base(DeclarativeBase):
 
 
 class Truck(stepped.Actor, Base):
+    __stepped_name__ = "SizeTruck"  # (declared at import: a name no other test uses)
     __tablename__ = "trucks"
     id: Mapped[int] = mapped_column(primary_key=True)
     honks: Mapped[int] = mapped_column(default=0)

@@ -592,7 +592,11 @@ async def deadlock_across_trees(env: SteppedTestEnvironment, Car: type) -> list[
     check(probes and probed, "no probe went between the lanes")
     check(deadlocked == 1, f"{deadlocked} actions deadlocked, not one")
     ids = [r.id for r in done] + [c for r in done for s in r.steps for c in s.actions]
-    return [*[await fetch(env.client, i) for i in ids], *lanes_]
+    runs = [await fetch(env.client, i) for i in ids]
+    if BOUNDED_PROBES:  # a probe passed a performing lead: its marker is recorded
+        marked = [run for run in runs if "stepped-bounded-probes" in patches(run)]
+        check(marked, "no lead recorded the BOUNDED_PROBES marker")
+    return [*runs, *lanes_]
 
 
 async def outbound_completion(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
@@ -668,6 +672,10 @@ async def job_with_retries(env: SteppedTestEnvironment, Car: type) -> list[Recor
 
 #: from 12-07 (issue 27): lanes answer checks, and remember early releases
 CHECKS = "lane_check" in inspect.signature(stepped.configure).parameters
+#: the checkout sends probes to started children only, a window at a time
+BOUNDED_PROBES = (CHECKOUT / "stepped_temporal" / "action_probes.py").read_text().count(
+    "stepped-bounded-probes"
+) > 0
 
 
 async def lane_gone(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
