@@ -261,3 +261,28 @@ async def configured(env, folder, **settings) -> AsyncIterator[None]:
         config._settings = saved
         registry._registry.clear()
         registry._registry.update(registered)
+
+
+async def run_cli(address: str, database_url: str, *arguments: str) -> str:
+    """Run `stepped-temporal …` as a user runs it, against the Temporal at `address`
+    and the database at `database_url`; its stdout (it must exit 0, no traceback).
+    A subprocess of the event loop: an in-process worker must answer its queries."""
+    import asyncio
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    command = shutil.which("stepped-temporal") or str(
+        Path(sys.executable).parent / "stepped-temporal"
+    )
+    environment = {**os.environ, "STEPPED_DATABASE_URL": database_url}
+    environment.pop("TEMPORAL_ADDRESS", None)
+    process = await asyncio.create_subprocess_exec(
+        command, *arguments, "--address", address,
+        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out.decode() + err.decode()
+    assert b"Traceback" not in err, err.decode()
+    return out.decode()

@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import stepped_temporal as stepped
-from tests.support import car_class, garage, joined, listed, performing, until
-
-COMMAND = shutil.which("stepped-temporal") or str(Path(sys.executable).parent / "stepped-temporal")
+from tests.support import car_class, garage, joined, listed, performing, run_cli, until
 
 
 async def _lanes(env, *arguments: str) -> str:
-    """Run `stepped-temporal lanes …` against the test environment; its stdout. (As a
-    subprocess of the event loop: the in-process worker must answer its queries.)"""
+    """Run `stepped-temporal lanes …` against the test environment; its stdout."""
     url = env.engine.url.render_as_string(hide_password=False)
     address = env.client.service_client.config.target_host
-    environment = {**os.environ, "STEPPED_DATABASE_URL": url}
-    environment.pop("TEMPORAL_ADDRESS", None)
-    process = await asyncio.create_subprocess_exec(
-        COMMAND, "lanes", *arguments, "--address", address,
-        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, out.decode() + err.decode()
-    assert b"Traceback" not in err, err.decode()
-    return out.decode()
+    return await run_cli(address, url, "lanes", *arguments)
 
 
 async def _listed_lanes(env) -> list[dict[str, Any]]:

@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 import stepped_temporal as stepped
 from stepped_temporal import binaries, config, registry, search_attributes
 from stepped_temporal.testing import _settings_kwargs
-from tests.support import joined, performing, until, until_true
+from tests.support import joined, performing, run_cli, until, until_true
 
 pytestmark = pytest.mark.own_server
 
@@ -63,7 +59,6 @@ DYNAMIC_CONFIG = {
     "history.maximumSignalsPerExecution": LIMITS.signals_per_run,
 }
 DEADLINE = 240.0
-COMMAND = shutil.which("stepped-temporal") or str(Path(sys.executable).parent / "stepped-temporal")
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -170,17 +165,8 @@ class Stepped:
             return list(session.scalars(sa.select(Entry.n).order_by(Entry.id)))
 
     async def cli(self, *arguments: str) -> str:
-        environment = {**os.environ, "STEPPED_DATABASE_URL": self.url}
-        environment.pop("TEMPORAL_ADDRESS", None)
         address = self.env.client.service_client.config.target_host
-        process = await asyncio.create_subprocess_exec(
-            COMMAND, *arguments, "--address", address,
-            env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-        assert process.returncode == 0, out.decode() + err.decode()
-        assert b"Traceback" not in err, err.decode()
-        return out.decode()
+        return await run_cli(address, self.url, *arguments)
 
     async def assert_within_limits(self) -> int:
         """No workflow of this test ended TERMINATED, none grew past the limit; how many."""
@@ -216,6 +202,21 @@ async def stepped_on(server, database_url, tmp_path) -> AsyncIterator[Stepped]:
         config.configure(**_settings_kwargs(saved))
         registry._registry.clear()
         registry._registry.update(registered)
+
+
+async def _behind_a_holder(
+    stepped_on: Stepped, holder: str, name: str, count: int
+) -> tuple[Truck, stepped.ActionHandle, list[stepped.ActionHandle]]:
+    """Truck 1's outbound `holder` performs in the test's lane; then `count` trucks
+    start `name` there, one by one, each once the one before is pending."""
+    blocker, *trucks = stepped_on.create(1, *range(2, count + 2))
+    held = await stepped.start(blocker, holder, stepped_on.key)
+    await until(held, performing, seconds=30)
+    handles = []
+    for n, truck in enumerate(trucks):
+        handles.append(await stepped.start(truck, name, stepped_on.key, n))
+        await until(handles[-1], joined, seconds=30)
+    return blocker, held, handles
 
 
 async def _pending_count(key: str, count: int) -> bool | None:
@@ -281,14 +282,8 @@ async def test_a_queue_lane_performs_in_start_order_however_deep(stepped_on, dat
     a view shows either way) queue behind a holder, each started once the one before
     is pending; each performs, in start order, across the lane's many runs."""
     depth = 300 if database_url else 120
-    blocker, *trucks = stepped_on.create(1, *range(2, depth + 2))
     key = stepped_on.key
-    block = await stepped.start(blocker, "block", key)
-    await until(block, performing, seconds=30)
-    handles = []
-    for n, truck in enumerate(trucks):
-        handles.append(await stepped.start(truck, "deploy", key, n))
-        await until(handles[-1], joined, seconds=30)
+    blocker, block, handles = await _behind_a_holder(stepped_on, "block", "deploy", depth)
     ids = [h.id for h in handles]
     await until_true(lambda: _pending_count(key, depth), seconds=30)
     lane = await stepped.lane(key)  # S11.2: counts exact, ids bounded
@@ -312,14 +307,7 @@ async def test_starts_superseding_one_another_in_one_lane(stepped_on, database_u
     holder, each once the one before is pending, and each supersedes the one before;
     the last performs, once, and every other ends superseded by the one after it."""
     count = 400 if database_url else 150
-    blocker, *trucks = stepped_on.create(1, *range(2, count + 2))
-    key = stepped_on.key
-    barrier = await stepped.start(blocker, "barrier", key)
-    await until(barrier, performing, seconds=30)
-    handles = []
-    for n, truck in enumerate(trucks):
-        handles.append(await stepped.start(truck, "release", key, n))
-        await until(handles[-1], joined, seconds=30)
+    blocker, _, handles = await _behind_a_holder(stepped_on, "barrier", "release", count)
     await _complete(blocker, "barrier")
     results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), DEADLINE)
     odd = [(r.id, r.status, r.resolved_by) for r in results[:-1] if r.status != "superseded"]
