@@ -50,11 +50,12 @@ def encode_arguments(arguments: Sequence[Any], *, culprit: str) -> list[Any]:
         )
     encoded = [_encode(v, f"argument {i + 1}", culprit, "") for i, v in enumerate(arguments)]
     size = len(json.dumps(encoded, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    limit = settings().server_limits.payload_bytes
-    if size > limit // ARGUMENTS_SHARE:
+    most = max_arguments_bytes()
+    if size > most:
+        limit = settings().server_limits.payload_bytes
         raise ArgumentValueError(
             f"{culprit}: the arguments take {size:,} bytes as JSON; at most "
-            f"{limit // ARGUMENTS_SHARE:,} bytes travel with an action (a quarter of the "
+            f"{most:,} bytes travel with an action (a quarter of the "
             f"cluster's payload limit of {limit:,} bytes, ServerLimits.payload_bytes: they "
             f"travel beside Stepped's own fields): keep large data in your database and "
             f"pass its id"

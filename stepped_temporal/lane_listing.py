@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 from .client import ActionHandle
 from .config import settings
 from .keys import LANE_PREFIX
-from .lane_view import LaneState, lane, lane_workflow_state
+from .lane_view import LaneState, lane, lane_workflow_state, place
 from .trees import span
 
 __all__ = ["LaneSummary", "contended_lanes", "format_lane", "format_lanes", "lane_detail"]
@@ -133,10 +133,11 @@ def format_lane(lane: LaneSummary, now: datetime | None = None) -> str:
     else:
         lines.append("  performing  -")
     if lane.pending:
-        first = len(lane.pending) - len(lane.pending) // 2 if lane.pending_left_out else 0
+        gap_shown = False
         for index, action_id in enumerate(lane.pending):
-            number = index + 1 + (lane.pending_left_out if first and index >= first else 0)
-            if first and index == first:
+            number = place(index, len(lane.pending), lane.pending_left_out)
+            if number > index + 1 and not gap_shown:  # the first after those left out
+                gap_shown = True
                 lines.append(
                     f"  {'':<10}  … {lane.pending_left_out} more (lane_pending() lists all)"
                 )

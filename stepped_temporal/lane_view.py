@@ -70,11 +70,21 @@ class LaneState:
         pending or is among those left out."""
         if action_id not in self.pending:
             return None
-        index = self.pending.index(action_id)
-        first = len(self.pending) - len(self.pending) // 2
-        return (
-            index + 1 + (self.pending_left_out if self.pending_left_out and index >= first else 0)
-        )
+        return place(self.pending.index(action_id), len(self.pending), self.pending_left_out)
+
+
+def place(index: int, listed: int, left_out: int) -> int:
+    """The queue place (1 = next) of the `index`-th of the `listed` ids a bounded view
+    shows (`bounds.halves`): its latest half comes after the `left_out` ones."""
+    latest = listed // 2 if left_out else 0
+    return index + 1 + (left_out if index >= listed - latest else 0)
+
+
+def checked_key(key: object, caller: str) -> str:
+    """`key` if it is a concurrency key (a non-empty str), else a TypeError naming it."""
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"{caller}() takes a concurrency key (a non-empty str), got {key!r}")
+    return key
 
 
 def _claim_holder(key: str) -> str | None:
@@ -84,8 +94,7 @@ def _claim_holder(key: str) -> str | None:
 
 async def lane(key: str) -> LaneState:
     """The state of the lane of concurrency key `key` now (S9.5)."""
-    if not isinstance(key, str) or not key:
-        raise TypeError(f"lane() takes a concurrency key (a non-empty str), got {key!r}")
+    checked_key(key, "lane")
     holder = await asyncio.to_thread(_claim_holder, key)
     if holder is not None:
         return LaneState(key, performing=holder)

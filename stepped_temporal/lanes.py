@@ -29,6 +29,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from . import timers
+    from .bounds import halves, ids_after
     from .lane_messages import (
         LANE_REVISION,
         LaneEntry,
@@ -41,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from .lane_outbox import LaneOutbox
-    from .messages import ids_after
     from .shapes import CURRENT_LANE_SHAPE
     from .versioning import legacy_lane_limit, refuse_unknown
     from .wait_for import Probe
@@ -190,12 +190,11 @@ class LaneWorkflow(LaneOutbox):
         — the first half and the latest half of the pending ones."""
         state = self._state
         ids = [entry.action_id for entry in state.pending]
-        first = max(0, shown) - max(0, shown) // 2
-        latest = ids[first:][-(shown // 2) :] if shown // 2 else []
+        first, latest = halves(ids, shown)
         return LaneView(
             performing=state.performing.action_id if state.performing else None,
             pending_count=len(ids),
-            pending_first=ids[:first],
+            pending_first=first,
             pending_latest=latest,
             handovers=list(state.handovers),
         )

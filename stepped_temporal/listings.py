@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from .client import action_handle
 from .config import get_client, read_session
 from .keys import tenancy_key
-from .lane_view import pending_ids
+from .lane_view import checked_key, pending_ids
 from .registry import ActorBase, actor_ref
 from .results import ActionState
 from .status import Status
@@ -57,7 +57,6 @@ async def performing_outbound(
 async def lane_pending(key: str) -> AsyncIterator[str]:
     """Every action pending in the lane of concurrency key `key`, in the order they
     will perform (S11.2), however many: the lane answers a page at a time."""
-    if not isinstance(key, str) or not key:
-        raise TypeError(f"lane_pending() takes a concurrency key (a non-empty str), got {key!r}")
+    checked_key(key, "lane_pending")
     async for action_id in pending_ids(await get_client(), key):
         yield action_id

@@ -295,35 +295,3 @@ class ActionData:
         self.status = "succeeded"
         self.successful = True
         self.completed_at = completed_at
-
-
-#: ids a step shows in query answers and results (S11.2): the first half and the
-#: latest half; the rest are counted (`StepData.actions_left_out`) and listed by the
-#: `step_actions_after` query. Never a command: a result's content is not replayed.
-SHOWN_IDS = 100
-
-
-def bounded(data: ActionData, shown: int = SHOWN_IDS) -> ActionData:
-    """`data` as queries and results give it: each step's ids bounded to `shown`
-    (S11.2); `data` itself when no step has more."""
-    if all(len(step.actions) <= shown for step in data.steps):
-        return data
-    first, latest = shown - shown // 2, shown // 2
-    steps = [
-        step
-        if len(step.actions) <= shown
-        else replace(
-            step,
-            actions=step.actions[:first] + (step.actions[-latest:] if latest else []),
-            actions_left_out=len(step.actions) - shown,
-        )
-        for step in data.steps
-    ]
-    return replace(data, steps=steps)
-
-
-def ids_after(ids: list[str], after: str | None, count: int) -> list[str]:
-    """Up to `count` of `ids` following `after` (from the first when None or gone):
-    one page of a listing (S11.2)."""
-    start = ids.index(after) + 1 if after in ids else 0
-    return ids[start : start + max(0, count)]

@@ -35,7 +35,7 @@ from .errors import SteppedError
 from .keys import tenancy_key
 from .registry import actor_ref, is_mapped, registered_actor_classes
 from .results import ActionState
-from .worker import create_worker
+from .worker import activity_threads, create_worker
 
 A = TypeVar("A", bound=Actor)
 
@@ -111,9 +111,7 @@ class SteppedTestEnvironment:
         with tempfile.TemporaryDirectory(prefix="stepped-test-") as folder:
             url = database_url or f"sqlite:///{Path(folder) / 'stepped.db'}"
             # a pool as large as the worker's threads, as create_worker() sizes its own
-            threads = worker_options.get("max_concurrent_activities", 100)
-            threads += worker_options.get("max_concurrent_local_activities", 100)
-            engine = config.create_engine(url, connections=threads)
+            engine = config.create_engine(url, connections=activity_threads(worker_options))
             if server == "dev":
                 workflow_environment = await WorkflowEnvironment.start_local(
                     data_converter=data_converter or DataConverter.default,

@@ -48,6 +48,8 @@ PASSTHROUGH = ("stepped_temporal", "sqlalchemy", "opentelemetry")
 SANDBOX_VARIABLE = "STEPPED_WORKFLOW_SANDBOX"
 #: how long exactly-once records are kept (pruned when a worker starts)
 RECORDS_KEPT = timedelta(days=7)
+#: activity slots and local-activity slots of a worker unless told otherwise
+SLOTS = 100
 
 
 def create_worker(**kwargs: Any) -> Worker:
@@ -64,9 +66,9 @@ def create_worker(**kwargs: Any) -> Worker:
         raise NotConfigured(
             "create_worker() needs a connected client: stepped_temporal.configure(client=...)"
         )
-    # one thread per slot: prepare runs as a local activity, beside the activities
-    slots = kwargs.setdefault("max_concurrent_activities", 100)
-    slots += kwargs.setdefault("max_concurrent_local_activities", 100)
+    kwargs.setdefault("max_concurrent_activities", SLOTS)
+    kwargs.setdefault("max_concurrent_local_activities", SLOTS)
+    slots = activity_threads(kwargs)
     _size_pool(slots)
     create_tables(get_engine())
     with Session(get_engine()) as session, session.begin():
@@ -142,6 +144,13 @@ class _Instance(WorkflowInstance):
 
     def get_thread_id(self) -> int | None:
         return self._instance.get_thread_id()
+
+
+def activity_threads(options: dict[str, Any]) -> int:
+    """The threads a worker made with `options` runs activities on: one per slot, since
+    prepare runs as a local activity beside the activities."""
+    activities = options.get("max_concurrent_activities", SLOTS)
+    return int(activities) + int(options.get("max_concurrent_local_activities", SLOTS))
 
 
 def _size_pool(connections: int) -> None:

@@ -23,6 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from . import action_probes, lane_checks, metrics, timers
     from .action_run import ActionRun
+    from .bounds import bounded, ids_after
     from .dependencies import Dependencies
     from .endings import Ending, answer_late_adoption, finish
     from .failures import FAILURE_TYPES, PATCH, failure
@@ -36,8 +37,6 @@ with workflow.unsafe.imports_passed_through():
         ErrorData,
         Prepared,
         PrepareInput,
-        bounded,
-        ids_after,
     )
     from .search_attributes import CONCURRENCY_KEY, STATUS
     from .step_runs import StepRuns

@@ -239,17 +239,19 @@ def record_lookups() -> Iterator[list[str]]:
 
 
 @asynccontextmanager
-async def configured(env, folder, **settings) -> AsyncIterator[None]:
-    """Stepped configured on `env`'s client the way a user would — a fresh SQLite
-    file, a task queue of its own, `settings` — with a worker running; every
-    setting and the actor registry are restored after."""
+async def configured(
+    env, folder, database_url: str | None = None, **settings
+) -> AsyncIterator[None]:
+    """Stepped configured on `env`'s client the way a user would — `database_url` (a
+    fresh SQLite file in `folder` by default), a task queue of its own, `settings` —
+    with a worker running; every setting and the actor registry are restored after."""
     from stepped_temporal import config, registry
 
     saved, registered = config.settings(), dict(registry._registry)
     config.reset()
     stepped.configure(
         client=env.client,
-        database_url=f"sqlite:///{folder / 'app.db'}",
+        database_url=database_url or f"sqlite:///{folder / 'app.db'}",
         task_queue=f"user-{uuid.uuid4().hex[:8]}",
         **settings,
     )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,9 +30,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 import stepped_temporal as stepped
-from stepped_temporal import binaries, config, registry, search_attributes
-from stepped_temporal.testing import _settings_kwargs
-from tests.support import joined, performing, run_cli, until, until_true
+from stepped_temporal import binaries, config, search_attributes
+from tests.support import configured, joined, performing, run_cli, until, until_true
 
 pytestmark = pytest.mark.own_server
 
@@ -184,24 +182,11 @@ class Stepped:
 
 @pytest_asyncio.fixture
 async def stepped_on(server, database_url, tmp_path) -> AsyncIterator[Stepped]:
-    saved, registered = config.settings(), dict(registry._registry)
     url = database_url or f"sqlite:///{tmp_path / 'app.db'}"
-    task_queue = f"size-{uuid.uuid4().hex[:8]}"
-    config.reset()
-    stepped.configure(
-        client=server.client, database_url=url, task_queue=task_queue, server_limits=LIMITS
-    )
-    Base.metadata.create_all(config.get_engine())
-    _declare()
-    try:
-        async with stepped.create_worker():
-            yield Stepped(server, url, task_queue)
-    finally:
-        config.settings().engine.dispose()  # type: ignore[union-attr]
-        config.reset()
-        config.configure(**_settings_kwargs(saved))
-        registry._registry.clear()
-        registry._registry.update(registered)
+    async with configured(server, tmp_path, database_url=url, server_limits=LIMITS):
+        Base.metadata.create_all(config.get_engine())
+        _declare()  # (inside: the registry is restored after)
+        yield Stepped(server, url, config.settings().task_queue)
 
 
 async def _behind_a_holder(

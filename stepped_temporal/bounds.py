@@ -1,0 +1,52 @@
+"""Bounded views and the pages behind them (S11.2): a query answer or a result never
+grows with the size of the work — a step or a lane lists at most `SHOWN_IDS` ids,
+the first half and the latest half, counting the rest; `ids_after` serves the
+pages that list them all.
+
+Standard library and `messages` only: workflow code uses it (queries and the
+final result, never a command).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .messages import ActionData
+
+__all__ = ["SHOWN_IDS", "bounded", "halves", "ids_after"]
+
+
+#: ids a step shows in query answers and results (S11.2): the first half and the
+#: latest half; the rest are counted (`StepData.actions_left_out`) and listed by the
+#: `step_actions_after` query. Never a command: a result's content is not replayed.
+SHOWN_IDS = 100
+
+
+def halves(ids: list[str], shown: int) -> tuple[list[str], list[str]]:
+    """The ids a bounded view lists (S11.2): all of them when they fit in `shown`,
+    else the first `shown - shown // 2` and the latest `shown // 2`."""
+    shown = max(0, shown)
+    if len(ids) <= shown:
+        return list(ids), []
+    latest = shown // 2
+    return ids[: shown - latest], ids[len(ids) - latest :]
+
+
+def bounded(data: ActionData, shown: int = SHOWN_IDS) -> ActionData:
+    """`data` as queries and results give it: each step's ids bounded to `shown`
+    (S11.2); `data` itself when no step has more."""
+    if all(len(step.actions) <= shown for step in data.steps):
+        return data
+    steps = []
+    for step in data.steps:
+        first, latest = halves(step.actions, shown)
+        left_out = len(step.actions) - len(first) - len(latest)
+        steps.append(replace(step, actions=first + latest, actions_left_out=left_out))
+    return replace(data, steps=steps)
+
+
+def ids_after(ids: list[str], after: str | None, count: int) -> list[str]:
+    """Up to `count` of `ids` following `after` (from the first when None or gone):
+    one page of a listing (S11.2)."""
+    start = ids.index(after) + 1 if after in ids else 0
+    return ids[start : start + max(0, count)]
