@@ -10,6 +10,7 @@ has not sent yet, instead of sending n²/2 of them.
 from __future__ import annotations
 
 import asyncio
+import json
 
 from temporalio.api.enums.v1 import EventType
 
@@ -53,15 +54,23 @@ async def test_a_burst_of_waiting_parents_on_one_busy_lane(stepped_env):
     performed = [stepped_env.reload(c).location for c in cars]
     assert performed.count(None) == PARENTS - 1  # only the last child visited
 
+    # every handover reached its parent, most of them merged into fewer signals:
+    # how many merge depends on how fast the lane sends (67-227 of 435 measured,
+    # the high end under CI's load), so what is asserted is what holds at any speed
     history = await stepped_env.client.get_workflow_handle("stepped-lane/garage").fetch_history()
-    forwards = sum(
-        event.event_type == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
-        and event.signal_external_workflow_execution_initiated_event_attributes.signal_name
-        == "forward"
-        for event in history.events
-    )
-    print(f"{PARENTS} waiting parents: {forwards} forward signals")
-    assert forwards <= PARENTS * (PARENTS - 1) // 4, forwards  # one per join: 435
+    sent: list[tuple[str, list[str]]] = []
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+            continue
+        attributes = event.signal_external_workflow_execution_initiated_event_attributes
+        if attributes.signal_name == "forward":
+            (payload,) = attributes.input.payloads
+            forward = json.loads(payload.data)
+            sent.append((forward["dependency_id"], [*forward.get("via", []), forward["successor"]]))
+    handovers = sum(len(result.steps[0].actions) - 1 for result in results)
+    print(f"{PARENTS} waiting parents: {len(sent)} forward signals for {handovers} handovers")
+    assert sum(len(successors) for _, successors in sent) == handovers  # none lost, none twice
+    assert len(sent) < handovers  # merged (without merging: one signal per handover)
 
 
 async def _until_lane(check, seconds: float = 30.0):
