@@ -13,7 +13,7 @@ from .shapes import ActionShape
 PAYLOAD_VERSION = 1
 #: the workflow behaviour inputs written now ask for (`ActionInput.revision`); a
 #: worker refuses a newer one (versioning.py)
-REVISION = 3
+REVISION = 4
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,11 @@ class ActionShape:
     max_hops: int = 64
     #: checks on a lane back off to this many times their first interval (lane_checks)
     check_backoff: int = 60
+    #: past this many history events, or bytes, a performing action stops and fails
+    #: rather than be terminated by the server (S11.4, `history_limits`; from
+    #: `REVISION` 4): the cluster's limits less the room to finish (`action_shape`)
+    stop_events: int = 51_200 * 4 // 5
+    stop_bytes: int = 50 * 1024 * 1024 * 4 // 5
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,11 @@ class LaneShape:
     max_hops: int = 64
 
 
+#: the events an action may need to finish once stopped (S11.4): its release, its
+#: callbacks, upserts, the lane's last messages
+FINISH_EVENTS = 100
+#: the history bytes one child's end may add to its parent (its start and its result)
+CHILD_END_BYTES = 8 * 1024
 #: what new actions get (equal to the defaults: nothing travels)
 CURRENT_ACTION_SHAPE = ActionShape()
 #: what new lane runs get: a burst of joins taken in one task can add about a
@@ -112,9 +122,21 @@ class ServerLimits:
 
 def action_shape(limits: ServerLimits) -> ActionShape:
     """The shape of an action started now on a cluster with `limits`: at most half
-    its pending operations as open children, the other half left for its signals."""
+    its pending operations as open children, the other half left for its signals;
+    it stops short of the history limits by the room it needs to finish (S11.4)."""
     window = min(CURRENT_ACTION_SHAPE.child_window, max(1, limits.pending_operations // 2))
-    return replace(CURRENT_ACTION_SHAPE, child_window=window)
+    # the room kept for finishing: a fifth of the limit, or what the children still
+    # open record as they end (their start and end events and results) and a batch
+    # of starts under way, whichever is more
+    batch = CURRENT_ACTION_SHAPE.start_batch
+    room_events = max(limits.history_events // 5, 2 * window + batch + FINISH_EVENTS)
+    room_bytes = max(limits.history_bytes // 5, (window + batch) * CHILD_END_BYTES)
+    return replace(
+        CURRENT_ACTION_SHAPE,
+        child_window=window,
+        stop_events=max(1, limits.history_events - room_events),
+        stop_bytes=max(1, limits.history_bytes - room_bytes),
+    )
 
 
 def lane_shape(limits: ServerLimits) -> LaneShape:

@@ -1,14 +1,15 @@
 """`ActionWorkflow`: the deterministic interpreter of one action (S3, S4.9, S6.1-S6.3,
-S7.1, S9.2, S9.4).
+S7.1, S9.2, S9.4, S11.4).
 
 It never imports user code or reads the registry: it only acts on what the
 activities report (how many steps, what each step asked for). So changing a
 definition never makes an in-flight workflow non-deterministic.
 
 `run` is the lifecycle of S3, in order; the rest lives in modules of its own:
-the state it keeps (`action_run`), its turn in the lane (`lane_turns`), its
-steps and job (`step_runs`), what they wait on (`dependencies`, `child_starts`)
-and finishing (`finish`).
+the state it keeps (`action_run`), its prepare (`action_prepare`), its turn in
+the lane (`lane_turns`), its steps and job (`step_runs`), what they wait on
+(`dependencies`, `child_starts`), its stop short of the history limits
+(`history_limits`) and finishing (`finish`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from . import action_probes, lane_checks, metrics, timers
+    from . import action_probes, history_limits, lane_checks, metrics, timers
+    from .action_prepare import prepare
     from .action_run import ActionRun
     from .bounds import bounded, ids_after
     from .dependencies import Dependencies
@@ -29,32 +30,13 @@ with workflow.unsafe.imports_passed_through():
     from .failures import FAILURE_TYPES, PATCH, failure
     from .lane_messages import Conclusion, Forward, Verdict
     from .lane_turns import take_turn
-    from .messages import (
-        PAYLOAD_VERSION,
-        REVISION,
-        ActionData,
-        ActionInput,
-        ErrorData,
-        Prepared,
-        PrepareInput,
-    )
-    from .search_attributes import CONCURRENCY_KEY, STATUS
+    from .messages import REVISION, ActionData, ActionInput, ErrorData
+    from .search_attributes import STATUS
     from .step_runs import StepRuns
     from .versioning import marked, refuse_unknown
     from .wait_for import Probe
     from .wire import Json, decode, encode
-    from .workflow_support import (
-        ACTION_WORKFLOW,
-        DEFAULT_RETRY,
-        accepted,
-        activity_error,
-        now,
-        received,
-        retry_policy,
-        run_activity,
-        signal,
-        unit_policy,
-    )
+    from .workflow_support import ACTION_WORKFLOW, accepted, now, received
 
 #: how often an outbound action waiting for completion wakes (costs two events)
 OUTBOUND_WAKE = timedelta(days=1)
@@ -158,7 +140,7 @@ class ActionWorkflow:
         action = self._action
         refuse_unknown("action", action.data.id, action.input.revision, REVISION)  # a newer one
         metrics.started(action.data)
-        prepared = await self._prepare(action.input)
+        prepared = await prepare(action)
         ending: Ending | None
         if prepared is None:  # unreadable input, or prepare failed for good (S8.2)
             ending = None
@@ -184,73 +166,6 @@ class ActionWorkflow:
             raise failure(action.data, result)  # S9.4: the Web UI shows it failed
         return result
 
-    async def _prepare(self, input: ActionInput) -> Prepared | None:
-        """The prepare activity (S3.2-S3.4): `before`, the keys, the achievement, and
-        a claim on the key or a place in its lane. None when the action failed."""
-        action = self._action
-        if input.version != PAYLOAD_VERSION:
-            self._fail_early(
-                ErrorData(
-                    "PayloadVersionError",
-                    f"action input has payload version {input.version!r}; this worker reads "
-                    f"version {PAYLOAD_VERSION}",
-                )
-            )
-            return None
-        try:
-            prepared = input.prepared or await self._prepare_activity(input)
-        except (ActivityError, ApplicationError) as error:  # (a local one fails bare)
-            await self._report_joined()
-            self._fail_early(activity_error(error))
-            return None
-        action.prepared = prepared
-        lane_checks.arm(action)  # (in prepare's own task: see lane_checks)
-        await self._report_joined()
-        if prepared.concurrency_key is not None:
-            # a claimed action performs now: its key goes with its next status
-            claimed = prepared.outcome == "claimed"
-            action.upsert(CONCURRENCY_KEY.value_set(prepared.concurrency_key), later=claimed)
-        action.data.take(prepared)
-        return prepared
-
-    async def _prepare_activity(self, input: ActionInput) -> Prepared:
-        action = self._action
-        argument = PrepareInput(
-            action.context(),
-            input.task_queue,
-            input.parent,
-            list(input.ancestry),
-            # a sibling waits for our join: report it without running a step
-            perform_first_step=not input.report_joined,
-            search_attributes=input.search_attributes,
-            budget=(input.retry or DEFAULT_RETRY).maximum_attempts,
-            # the first task's events: started, task scheduled, task started
-            first_task=workflow.info().get_current_history_length() <= 3,
-        )
-        # from revision 2 a local activity: nothing waits on the server (prepare_view.py)
-        result = await run_activity(
-            "stepped_prepare",
-            encode(argument),
-            local=input.revision >= 2,
-            timeout=timedelta(seconds=input.activity_timeout or 600.0),
-            heartbeat_timeout=input.heartbeat_timeout,
-            retry=unit_policy(retry_policy(input.retry or DEFAULT_RETRY)),
-        )
-        return decode(Prepared, result)
-
-    async def _report_joined(self) -> None:
-        """Tell the parent we are in our lane (or done), so the next sibling joins (S4.8)."""
-        input = self._action.input
-        if input.report_joined and input.parent is not None:
-            await signal(input.parent.workflow_id, "joined", self._action.data.id)
-
-    def _fail_early(self, error: ErrorData) -> None:
-        data = self._action.data
-        data.error = error
-        data.status = "failed"
-        data.completed_at = now()
-        workflow.logger.error("action %s failed: %s: %s", data.id, error.type, error.message)
-
     async def _perform(self) -> Ending:
         """Steps, then the job, then (outbound) the completion from outside — raced
         against cancellation, outside completion and the timeout (S3.5, S6, S7)."""
@@ -273,7 +188,12 @@ class ActionWorkflow:
             action.upsert(STATUS.value_set("performing"))
 
         def interrupted() -> bool:
-            return work.done() or action.cancel_requested or action.completion is not None
+            return (
+                work.done()
+                or action.cancel_requested
+                or action.completion is not None
+                or history_limits.reached(action) is not None  # S11.4
+            )
 
         timed_out = False
         if prepared.timeout is None:
@@ -287,11 +207,16 @@ class ActionWorkflow:
         if work.done() and not timed_out:
             status, error = work.result()
         else:
+            limit = None if timed_out else history_limits.reached(action)
             action.interrupting = True  # see StepRuns._stop_if_interrupted
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await work
-            status, error = self._action.interruption(timed_out), None
+            if limit is not None and action.completion is None and not action.cancel_requested:
+                workflow.logger.error("%s: %s", limit.type, limit.message)
+                status, error = "failed", limit
+            else:
+                status, error = action.interruption(timed_out), None
         if status == "achieved":  # S3.4, found only once the lane let it perform
             action.achieved = True
             data.steps.clear()

@@ -9,7 +9,8 @@ Proven here: a deadlock probe through a parent of 100 children, 75 of them held 
 by its child window (S4.9, S11.1: before, the probe signalled all 101 at once and the
 server refused the task on every retry); a 20-deep tree; a 300-deep `"queue"` lane
 performing in start order (120 on SQLite); 400 roots superseding one another in one
-lane (150 on SQLite) — with
+lane (150 on SQLite); a step of 300 children and an action of 150 steps, each
+stopped short of the history limit and failed, never terminated (S11.4) — with
 `describe()`, `result()`, `lane()` and the `tree`/`lanes` CLI on them.
 
 This module starts a server of its own (marked `own_server`): CI runs it once.
@@ -138,6 +139,26 @@ def _declare() -> None:
     release = Truck.stepped_action("release")
     release.concurrency_key(lambda truck, key, n: key)
     release.step(record)
+    fleet = Truck.stepped_action("fleet")
+    fleet.concurrency_key(lambda truck, key, ids: key)
+
+    @fleet.step
+    def _(truck: Truck, step: Any, key: str, ids: list[int]) -> None:
+        session = sa.orm.object_session(truck)
+        assert session is not None
+        step.on([session.get(Truck, n) for n in ids], "honk")
+
+    fleet.failed(lambda truck, action, key, ids: truck.honk())  # (a callback ran)
+    long = Truck.stepped_action("long")
+    long.concurrency_key(lambda truck, key: key)
+    for number in range(150):
+
+        @long.step
+        def _(truck: Truck, step: Any, key: str, number: int = number) -> None:
+            truck.honk()
+            if number % 10 == 0:  # (a wait costs about a second of the dev server's)
+                step.wait(0.1)
+
     barrier = Truck.stepped_action("barrier", outbound=True)
     barrier.concurrency_key(lambda truck, key: key)
     barrier.step(lambda truck, step, key: None)
@@ -260,6 +281,29 @@ async def test_a_tree_20_deep(stepped_on):
     tree = json.loads(await stepped_on.cli("tree", result.id, "--json"))
     assert tree["status"] == "succeeded"
     assert await stepped_on.assert_within_limits() == 21
+
+
+async def test_work_too_large_for_one_history_fails_and_is_never_terminated(stepped_on):
+    """S11.4: a step of 300 children (about 1,300 events) and an action of 150 steps
+    (about 1,000, some waiting) each stop at 800 of the server's 1,000 events, end
+    failed with `HistoryLimitReached`, run their `failed` callbacks and give their key
+    to the next action. (Before, the server terminated both, `result()` raised and the
+    key stayed claimed.)"""
+    boss, *trucks = stepped_on.create(1, *range(10, 310))
+    key = stepped_on.key
+    wide = await stepped.start(boss, "fleet", key, [t.id for t in trucks])
+    long = await stepped.start(boss, "long", key)  # (queued behind the wide one)
+    results = await asyncio.wait_for(asyncio.gather(wide.result(), long.result()), DEADLINE)
+    for result in results:
+        assert result.status == "failed", (result.id, result.status)
+        assert result.error is not None and result.error.type == "HistoryLimitReached"
+        assert "800 events" in result.error.message, result.error.message
+    with Session(config.get_engine()) as session:
+        honks = session.get(Truck, 1).honks  # type: ignore[union-attr]
+    assert 1 < honks < 151, honks  # the wide one's callback, part of the long one's steps
+    (visit,) = stepped_on.create(2)
+    assert (await stepped.run(visit, "visit", key)).status == "succeeded"  # the key is free
+    assert await stepped_on.assert_within_limits() >= 3
 
 
 async def test_a_queue_lane_performs_in_start_order_however_deep(stepped_on, database_url):

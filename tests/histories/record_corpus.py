@@ -753,6 +753,48 @@ async def early_release(env: SteppedTestEnvironment, Car: type) -> list[Recorded
     return [run]
 
 
+#: from issue 28 on an action stops short of its declared history limit (S11.4)
+STOPS = "server_limits" in inspect.signature(stepped.configure).parameters and hasattr(
+    stepped.ServerLimits, "history_events"
+)
+
+
+async def history_stop(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
+    """S11.4: on a cluster declared with 500 history events and 100 pending operations,
+    a step of 150 children stops its action while children are still open, and an
+    action of many steps stops while a step's wait is pending; both end failed with
+    `HistoryLimitReached`. Records both."""
+    from stepped_temporal import config
+
+    saved = config.settings().server_limits
+    stepped.configure(
+        server_limits=stepped.ServerLimits(history_events=500, pending_operations=100)
+    )
+    try:
+        Car.stepped_action("stop_wide").step(lambda car, step, cars: step.on(cars, "honk"))
+        long = Car.stepped_action("stop_long")
+        for _ in range(100):
+            long.step(lambda car, step: step.wait(0.5))
+        boss, *cars = make_cars(env, Car, range(90_000, 90_151))
+        recorded = []
+        for handle in [
+            await stepped.start(boss, "stop_wide", cars),
+            await stepped.start(boss, "stop_long"),
+        ]:
+            result = await handle.result()
+            check(
+                result.status == "failed" and result.error.type == "HistoryLimitReached",
+                f"{handle.id} ended {result.status} ({result.error})",
+            )
+            run = await fetch(env.client, handle.id)
+            check(len(run.events) < 500, f"{handle.id}: {len(run.events)} events")
+            recorded.append(run)
+        print(f"  history stop: {[len(run.events) for run in recorded]} events")
+        return recorded
+    finally:
+        stepped.configure(server_limits=saved)
+
+
 SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Recorded]]]] = {
     f.__name__: f
     for f in (
@@ -765,6 +807,7 @@ SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Rec
         timeout,
         job_with_retries,
         *((lane_gone, early_release) if CHECKS else ()),
+        *((history_stop,) if STOPS else ()),
     )
 }
 
