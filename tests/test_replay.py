@@ -219,6 +219,7 @@ SHAPED_BY = {
     "child_window": ("fan_out_wide",),
     "window": ("lane_continues_as_new", "supersede_with_forwards"),
     "history_limit": ("lane_continues_as_new", "supersede_with_forwards"),
+    "stop_events": ("history_stop",),
 }
 
 
@@ -266,6 +267,9 @@ def changed_on_replay(number: str, value: int) -> Iterator[None]:
         ("history_limit", 1000),
         # the change 0013fc8 shipped, the other way round: fda2b05's lanes under 3,000
         ("history_limit", 3000),
+        # an action that would stop later than its run recorded (S11.4): or never
+        ("stop_events", 300),
+        ("stop_events", 1_000_000),
     ],
 )
 async def test_the_corpus_catches_a_change_without_a_marker(constant, value):
