@@ -43,9 +43,12 @@ class ActionRun:
 
     def __init__(self, input: ActionInput) -> None:
         self.input = input
-        self.data = initial_data(input)
+        resume = input.resume  # an earlier run continued as new (continuing.py)
+        self.data = resume.data if resume else initial_data(input)
         #: what prepare found (None until it ran)
-        self.prepared: Prepared | None = None
+        self.prepared: Prepared | None = input.prepared if resume else None
+        #: when it began performing, on the workflow's clock (its timeout counts from it)
+        self.performing_since = datetime.fromisoformat(resume.performing_since) if resume else None
         #: the lane's verdicts not acted on yet, in the order they came
         self.verdicts: list[Verdict] = []
         self.cancel_requested = False
@@ -54,16 +57,16 @@ class ActionRun:
         #: the status an outside `complete()` asked for (S6)
         self.completion: str | None = None
         #: it holds its key by claim (store/claims.py), not through the lane workflow
-        self.claimed = False
-        self.claim_released = False
+        self.claimed = bool(resume and resume.claimed)
+        self.claim_released = bool(resume and resume.claim_released)
         #: the lane workflow counts this claimed action as performing: release to it
-        self.lane_owned = False
+        self.lane_owned = bool(resume and resume.lane_owned)
         #: the last step granted the achievement (S3.9) itself
-        self.granted = False
+        self.granted = bool(resume and resume.granted)
         #: it was skipped as achieved (S3.4), at prepare or when its turn came
         self.achieved = False
         #: when the last step gave up the claim (its end, as the next holder sees it)
-        self.released_at: str | None = None
+        self.released_at: str | None = resume.released_at if resume else None
         #: the release it sent its lane as it ended (`endings.finish`)
         self.release: LaneRelease | None = None
         #: the deadlock probes it passed on, by origin, oldest first (S4.9)

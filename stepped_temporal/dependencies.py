@@ -20,7 +20,7 @@ __all__ = ["Dependencies"]
 
 
 class _Dependency:
-    __slots__ = ("concluded", "lane", "number", "started", "step", "target")
+    __slots__ = ("concluded", "counted", "lane", "number", "started", "step", "target")
 
     def __init__(self, step: int, number: int, target: str | None) -> None:
         self.step = step
@@ -33,6 +33,8 @@ class _Dependency:
         self.target = target
         #: the lane that moved it to a successor, and answers for it now
         self.lane: str | None = None
+        #: counted in `Dependencies.open`
+        self.counted = False
 
 
 class Dependencies:
@@ -43,12 +45,18 @@ class Dependencies:
         self._records: dict[str, _Dependency] = {}
         #: children that reported joining their lanes (`ActionInput.report_joined`)
         self._joined: set[str] = set()
+        #: started children and timers not concluded yet: each still adds events to
+        #: the history as it ends or is given up (`history_limits`)
+        self.open = 0
 
     def add(self, dependency_id: str, step: int, number: int = 0, *, child: bool = True) -> None:
         """Step `step` waits on `dependency_id`, its call number `number` (S3.7): the
         child of that id, or a timer."""
         target = dependency_id if child else None
-        self._records[dependency_id] = _Dependency(step, number, target)
+        record = self._records[dependency_id] = _Dependency(step, number, target)
+        if not child:  # a timer starts at once
+            record.counted = True
+            self.open += 1
 
     def conclude(self, dependency_id: str, successful: bool) -> None:
         """A dependency concluded: once per id, however often it is reported (S3.7, S4.2)."""
@@ -56,6 +64,8 @@ class Dependencies:
         if dependency is None or dependency.concluded:
             return
         dependency.concluded = True
+        if dependency.counted:
+            self.open -= 1
         step = self._data.steps[dependency.step]
         step.pending_actions_count -= 1
         if not successful:
@@ -104,6 +114,9 @@ class Dependencies:
         """List a started child in its step's `actions`, in call order (S9.2)."""
         dependency = self._records[child_id]
         dependency.started = True
+        if not dependency.concluded and not dependency.counted:
+            dependency.counted = True
+            self.open += 1
         actions = self._data.steps[dependency.step].actions
 
         def later(other_id: str) -> bool:

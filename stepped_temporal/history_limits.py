@@ -14,6 +14,9 @@ still open — fits in that room.
 
 A behaviour of `REVISION` 4: inputs written before never stop (their histories
 recorded none of it), and a worker of an older release refuses such inputs.
+From `REVISION` 5 the stop also counts, ahead, two events for every child and
+wait the current step still waits on (each adds events as it ends or is given
+up), so a step of many open waits or children stops in time.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
+    from .dependencies import Dependencies
     from .messages import ErrorData
 
-__all__ = ["HISTORY_LIMIT_REACHED", "STOPPING_REVISION", "reached"]
+__all__ = ["AHEAD_REVISION", "HISTORY_LIMIT_REACHED", "STOPPING_REVISION", "reached"]
 
 #: the error type of an action stopped at its history limit
 HISTORY_LIMIT_REACHED = "HistoryLimitReached"
 #: the first `ActionInput.revision` that stops
 STOPPING_REVISION = 4
+#: the first that counts the events still to come from what the step waits on
+AHEAD_REVISION = 5
 
 
-def reached(action: ActionRun) -> ErrorData | None:
+def reached(action: ActionRun, dependencies: Dependencies) -> ErrorData | None:
     """The error to end `action` with when its history has reached its stop, else None.
     (A `wait_condition` predicate: it reads, never changes anything.)"""
     if action.input.revision < STOPPING_REVISION:
@@ -40,8 +46,14 @@ def reached(action: ActionRun) -> ErrorData | None:
     shape = action.input.shape
     info = workflow.info()
     events = info.get_current_history_length()
-    if events >= shape.stop_events:
-        return _error(action, f"{events:,} history events", f"{shape.stop_events:,} events")
+    # what the step waits on still adds events as it ends or is given up — a
+    # child's end, a wait's timer fired or cancelled: from revision 5, count them now
+    open = dependencies.open if action.input.revision >= AHEAD_REVISION else 0
+    if events + 2 * open >= shape.stop_events:
+        reached = f"{events:,} history events"
+        if open:
+            reached += f" with {open:,} children and waits still open (two events each ahead)"
+        return _error(action, reached, f"{shape.stop_events:,} events")
     size = info.get_current_history_size()
     if size >= shape.stop_bytes:
         return _error(action, f"{size:,} bytes of history", f"{shape.stop_bytes:,} bytes")

@@ -13,7 +13,7 @@ from .shapes import ActionShape
 PAYLOAD_VERSION = 1
 #: the workflow behaviour inputs written now ask for (`ActionInput.revision`); a
 #: worker refuses a newer one (versioning.py)
-REVISION = 4
+REVISION = 5
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,9 @@ class ActionInput:
     #: inputs, which replay as recorded): from 1, search attributes are upserted as
     #: few times as the run allows (action_run.py) and a finish that only keeps books
     #: is a local activity; from 2, prepare is one too (prepare_view.py); from 3, its
-    #: behaviours are recorded as deprecated patch markers (versioning.marked)
+    #: behaviours are recorded as deprecated patch markers (versioning.marked); from
+    #: 4 it stops short of the history limits (history_limits.py); from 5 it continues
+    #: as new between steps (continuing.py)
     revision: int = 0
     #: the definition's retry policy, known before prepare runs `before` (S8.2)
     retry: RetryData | None = None
@@ -190,37 +192,8 @@ class ActionInput:
     report_joined: bool = False
     #: the numbers that shape its commands, set by whoever started it (shapes.py)
     shape: ActionShape = field(default_factory=ActionShape)
-
-
-@dataclass(frozen=True)
-class StepInput:
-    """Input of the step activity."""
-
-    action: ActionContext
-    index: int
-    #: the first step also erases the achievement under the action's checksum_key (S3.5)
-    erase_achievement: bool = False
-    #: a claimed action's last step: if the step ends the action with one of these
-    #: statuses (nothing left to run for it), it gives up the claim itself
-    release_on: list[str] = field(default_factory=list)
-    #: the last step: if it ends the action successfully, it grants the achievement
-    grant_on_success: bool = False
-    #: the action's maximum_attempts, counting failures of user code (budgets.py)
-    budget: int = 0
-
-    def as_last(self, prepared: Prepared, claimed: bool) -> "StepInput":
-        """This step as the action's last: what it settles itself when it ends the
-        action, since nothing is left to run after it at that status (no job,
-        outbound wait or after-callback) — giving up a claimed key, and at
-        succeeded granting the achievement (S3.9)."""
-        if prepared.job or prepared.outbound:
-            return self
-        statuses = [s for s in ("succeeded", "failed") if s not in prepared.callback_statuses]
-        return replace(
-            self,
-            release_on=statuses if claimed else [],
-            grant_on_success=prepared.checksum is not None and "succeeded" in statuses,
-        )
+    #: set by a run continuing as new between steps: perform on from there (S11.1)
+    resume: "Resume | None" = None
 
 
 # -- describe --------------------------------------------------------------
@@ -295,3 +268,23 @@ class ActionData:
         self.status = "succeeded"
         self.successful = True
         self.completed_at = completed_at
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What an action's run hands the next when it continues as new between steps
+    (S11.1, `continuing`): its state, and how it holds its key."""
+
+    #: its state as `describe()` gave it then (each step's ids bounded, `bounded`)
+    data: ActionData
+    #: the step the next run begins with
+    next_step: int
+    #: when it began performing (the workflow's clock): its timeout counts from here
+    performing_since: str
+    claimed: bool = False
+    claim_released: bool = False
+    lane_owned: bool = False
+    granted: bool = False
+    released_at: str | None = None
+    #: the runs it had before this one
+    runs: int = 1

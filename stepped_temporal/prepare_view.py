@@ -81,7 +81,9 @@ async def in_prepare(client: Client, action_id: str) -> ActionData | None:
     payloads = started.workflow_execution_started_event_attributes.input.payloads
     raw = await client.data_converter.decode(payloads, [dict])
     input = decode(ActionInput, raw[0])
-    if input.revision < 2:  # a regular prepare activity: the workflow is busy otherwise
+    if input.revision < 2 or input.resume is not None:
+        # a regular prepare activity, or a run that continued as new (it prepared
+        # long ago): the workflow is busy otherwise
         return None
     data = initial_data(input)
     run_id = started.workflow_execution_started_event_attributes.original_execution_run_id

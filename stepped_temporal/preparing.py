@@ -36,10 +36,11 @@ from .execution import attempt, error_data, first_task, in_thread, stamp, unit_k
 from .keys import lane_id
 from .lane_messages import LaneJoin
 from .lane_starts import join_lane
-from .messages import ErrorData, Prepared, PrepareInput, StepInput, StepOutcome
+from .messages import ErrorData, Prepared, PrepareInput, StepOutcome
 from .registry import actor_class
 from .stepping import begin_performing, perform_step
 from .store import achievements, claims, is_transient, records, transaction
+from .unit_messages import StepInput
 from .user_code import PERMANENT, Handled, build_action, call_user, load
 from .wire import Json, decode, encode
 

@@ -69,6 +69,9 @@ class ActionShape:
     #: `REVISION` 4): the cluster's limits less the room to finish (`action_shape`)
     stop_events: int = 51_200 * 4 // 5
     stop_bytes: int = 50 * 1024 * 1024 * 4 // 5
+    #: past this many history events a performing action continues as new before
+    #: its next step (S11.1, `continuing`; from `REVISION` 5): a tenth of the limit
+    continue_events: int = 51_200 // 10
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ def action_shape(limits: ServerLimits) -> ActionShape:
         child_window=window,
         stop_events=max(1, limits.history_events - room_events),
         stop_bytes=max(1, limits.history_bytes - room_bytes),
+        continue_events=max(1, limits.history_events // 10),
     )
 
 

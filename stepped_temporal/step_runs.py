@@ -19,12 +19,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from . import timers
+    from . import continuing, timers
     from .action_run import ActionRun
     from .child_starts import ChildStarts, new_child_id
     from .dependencies import Dependencies
-    from .messages import ChildIntent, ErrorData, StepData, StepInput, StepOutcome
-    from .unit_messages import JobInput, JobOutcome
+    from .messages import ChildIntent, ErrorData, StepData, StepOutcome
+    from .unit_messages import JobInput, JobOutcome, StepInput
     from .versioning import marked
     from .wire import decode, encode
     from .workflow_support import (
@@ -66,7 +66,10 @@ class StepRuns:
         assert prepared is not None
         retry = retry_policy(prepared.retry or DEFAULT_RETRY)
         last = prepared.step_count - 1
-        for index in range(prepared.step_count):
+        first = action.input.resume.next_step if action.input.resume else 0
+        for index in range(first, prepared.step_count):
+            if index > first and continuing.due(action):  # S11.1: nothing is open now
+                await continuing.continue_as_new(action, index)
             step = self._begin_step(index)
             if index == 0 and prepared.first_step is not None:
                 outcome = prepared.first_step  # prepare ran it (preparing._perform_first_step)

@@ -27,8 +27,9 @@ from .errors import DefinitionError
 from .execution import attempt, error_data, json_in_thread, stamp, unit_key
 from .faults import crash_point
 from .keys import join_order
-from .messages import ActionContext, ErrorData, StepInput, StepOutcome
+from .messages import ActionContext, ErrorData, StepOutcome
 from .store import achievements, claims, outbound, records, transaction
+from .unit_messages import StepInput
 from .user_code import PERMANENT, Handled, build_action, call_user, load
 from .wire import Json
 

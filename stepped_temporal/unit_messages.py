@@ -1,14 +1,45 @@
-"""The job and finish activities' inputs and outcomes (S3.9, S6.4): frozen, JSON-safe
+"""The step, job and finish activities' inputs and outcomes (S3.6, S3.9, S6.4): frozen, JSON-safe
 dataclasses beside `messages`, standard library only, fields only ever added
 with defaults.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .messages import ActionContext, ErrorData
+from .messages import ActionContext, ErrorData, Prepared
 
-__all__ = ["FinishInput", "FinishOutcome", "JobInput", "JobOutcome"]
+__all__ = ["FinishInput", "FinishOutcome", "JobInput", "JobOutcome", "StepInput"]
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """Input of the step activity."""
+
+    action: ActionContext
+    index: int
+    #: the first step also erases the achievement under the action's checksum_key (S3.5)
+    erase_achievement: bool = False
+    #: a claimed action's last step: if the step ends the action with one of these
+    #: statuses (nothing left to run for it), it gives up the claim itself
+    release_on: list[str] = field(default_factory=list)
+    #: the last step: if it ends the action successfully, it grants the achievement
+    grant_on_success: bool = False
+    #: the action's maximum_attempts, counting failures of user code (budgets.py)
+    budget: int = 0
+
+    def as_last(self, prepared: Prepared, claimed: bool) -> "StepInput":
+        """This step as the action's last: what it settles itself when it ends the
+        action, since nothing is left to run after it at that status (no job,
+        outbound wait or after-callback) — giving up a claimed key, and at
+        succeeded granting the achievement (S3.9)."""
+        if prepared.job or prepared.outbound:
+            return self
+        statuses = [s for s in ("succeeded", "failed") if s not in prepared.callback_statuses]
+        return replace(
+            self,
+            release_on=statuses if claimed else [],
+            grant_on_success=prepared.checksum is not None and "succeeded" in statuses,
+        )
 
 
 @dataclass(frozen=True)

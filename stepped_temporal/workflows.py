@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from .failures import FAILURE_TYPES, PATCH, failure
     from .lane_messages import Conclusion, Forward, Verdict
     from .lane_turns import take_turn
-    from .messages import REVISION, ActionData, ActionInput, ErrorData
+    from .messages import REVISION, ActionData, ActionInput, ErrorData, Prepared
     from .search_attributes import STATUS
     from .step_runs import StepRuns
     from .versioning import marked, refuse_unknown
@@ -139,23 +139,12 @@ class ActionWorkflow:
         lane until its turn, or ended before it began; then finish."""
         action = self._action
         refuse_unknown("action", action.data.id, action.input.revision, REVISION)  # a newer one
-        metrics.started(action.data)
-        prepared = await prepare(action)
         ending: Ending | None
-        if prepared is None:  # unreadable input, or prepare failed for good (S8.2)
-            ending = None
-        elif prepared.outcome == "achieved":  # S3.4: succeeded at once, nothing to finish
-            action.achieved = True
-            action.data.achieve(now())
-            ending = None
-        elif prepared.outcome == "claimed":  # nobody else holds the key: no lane to wait in
-            action.claimed = True
+        if action.input.resume is not None:  # an earlier run continued as new (S11.1)
             ending = await self._perform()
-        elif prepared.outcome == "joined":  # S3.5, S4.1: pending until the lane decides
-            ending = await take_turn(action, self._perform)
-        else:  # S3.2: before cancelled, completed or failed; S4.4: a deadlock seen at once
-            action.data.error = prepared.error
-            ending = Ending(prepared.outcome, release=False, callbacks=False)
+        else:
+            metrics.started(action.data)
+            ending = await self._begin(await prepare(action))
         if ending is not None:
             await finish(action, ending)
         action.upsert(STATUS.value_set(action.data.status))
@@ -166,6 +155,25 @@ class ActionWorkflow:
             raise failure(action.data, result)  # S9.4: the Web UI shows it failed
         return result
 
+    async def _begin(self, prepared: Prepared | None) -> Ending | None:
+        """What prepare found decides how the action goes on: how it ends, or None
+        when it ended already (failed early, or achieved: nothing to finish)."""
+        action = self._action
+        if prepared is None:  # unreadable input, or prepare failed for good (S8.2)
+            return None
+        if prepared.outcome == "achieved":  # S3.4: succeeded at once, nothing to finish
+            action.achieved = True
+            action.data.achieve(now())
+            return None
+        if prepared.outcome == "claimed":  # nobody else holds the key: no lane to wait in
+            action.claimed = True
+            return await self._perform()
+        if prepared.outcome == "joined":  # S3.5, S4.1: pending until the lane decides
+            return await take_turn(action, self._perform)
+        # S3.2: before cancelled, completed or failed; S4.4: a deadlock seen at once
+        action.data.error = prepared.error
+        return Ending(prepared.outcome, release=False, callbacks=False)
+
     async def _perform(self) -> Ending:
         """Steps, then the job, then (outbound) the completion from outside — raced
         against cancellation, outside completion and the timeout (S3.5, S6, S7)."""
@@ -174,9 +182,11 @@ class ActionWorkflow:
         prepared = action.prepared
         assert prepared is not None
         data.status = "performing"
-        data.started_at = prepared.first_step_started_at or now()
-        if prepared.outcome == "joined":  # its turn in the lane came
-            metrics.lane_waited(data, workflow.now() - workflow.info().start_time)
+        if action.performing_since is None:  # (else a run before this one began it)
+            action.performing_since = workflow.now()
+            data.started_at = prepared.first_step_started_at or now()
+            if prepared.outcome == "joined":  # its turn in the lane came
+                metrics.lane_waited(data, workflow.now() - workflow.info().start_time)
         work = asyncio.ensure_future(self._work())
         if action.input.revision >= 1:
             # let the work run until it waits: done already (its steps ran in
@@ -192,22 +202,24 @@ class ActionWorkflow:
                 work.done()
                 or action.cancel_requested
                 or action.completion is not None
-                or history_limits.reached(action) is not None  # S11.4
+                or history_limits.reached(action, self._dependencies) is not None  # S11.4
             )
 
         timed_out = False
         if prepared.timeout is None:
             await workflow.wait_condition(interrupted)
         else:
+            # (counted from when it began performing: a run before this one may have)
+            left = timedelta(seconds=prepared.timeout) - (workflow.now() - action.performing_since)
             timed_out = not await timers.wait_condition(
                 interrupted,
-                timedelta(seconds=prepared.timeout),
+                max(left, timedelta(milliseconds=1)),
                 test_server=action.input.test_server,
             )
         if work.done() and not timed_out:
             status, error = work.result()
         else:
-            limit = None if timed_out else history_limits.reached(action)
+            limit = None if timed_out else history_limits.reached(action, self._dependencies)
             action.interrupting = True  # see StepRuns._stop_if_interrupted
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError):

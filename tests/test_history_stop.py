@@ -65,29 +65,22 @@ async def test_a_step_too_wide_for_the_history_fails_its_action(stepped_env):
     assert calls[-1] == "succeeded"
 
 
-async def test_an_action_of_too_many_steps_fails_at_its_stop(stepped_env):
-    """Steps, some with a wait, add events one by one: the action stops mid-way, failed,
-    without running the steps after its stop."""
+async def test_a_step_of_too_many_waits_fails_at_its_stop(stepped_env):
+    """Waits add events too (a timer started and fired each): 200 of them in one step
+    stop the action mid-step, failed, without running the step after. (Many steps
+    do not: the action continues as new between them, test_long_actions.py.)"""
     stepped.configure(server_limits=LIMITS)
     Car = car_class()
-    long = Car.stepped_action("long")
-    for number in range(100):
-
-        @long.step
-        def _(car, step, number=number):
-            car.drive(1)
-            if number % 4 == 0:  # (a wait costs a second of the dev server's time)
-                step.wait(0.2)
-
+    pause = Car.stepped_action("pause")
+    pause.step(lambda car, step: [step.wait(1 + n / 100) for n in range(200)])
+    pause.step(lambda car, step: car.drive(1))
     car = stepped_env.create(Car, id=1)
-    result = await stepped.run(car, "long")
+    result = await stepped.run(car, "pause")
 
     assert result.status == "failed"
     assert result.error is not None and result.error.type == "HistoryLimitReached"
-    driven = stepped_env.reload(car).mileage
-    print(f"stopped after {driven} steps")
-    assert 5 < driven < 100, driven  # stopped part of the way, the rest never ran
-    assert result.current_step_index is not None and result.current_step_index < 99
+    assert stepped_env.reload(car).mileage == 0  # the second step never ran
+    assert result.current_step_index == 0
     status, events = await _history_of(stepped_env, result.id)
     assert status == WorkflowExecutionStatus.FAILED and events < LIMIT, (status, events)
 

@@ -87,9 +87,10 @@ async def test_step_actions_and_lane_pending_iterate_in_order(stepped_env):
 
 async def test_declared_limits_size_what_new_runs_record(stepped_env):
     """S11.5: with the cluster's pending operations at 100 and history at 5,000
-    events, a root records a child window of 50 and a stop at 4,000 events (S11.4;
-    its children inherit both) and a lane run continues as new past 200 events
-    with 10 signals under way — and 60 children still all run."""
+    events, a root records a child window of 50, a stop at 4,000 events (S11.4) and
+    a continue-as-new past 500 (S11.1; its children inherit all three), and a lane
+    run continues as new past 200 events with 10 signals under way — and 60
+    children still all run."""
     stepped.configure(
         server_limits=stepped.ServerLimits(history_events=5_000, pending_operations=100)
     )
@@ -102,7 +103,7 @@ async def test_declared_limits_size_what_new_runs_record(stepped_env):
     result = await stepped.run(boss, "fleet", cars)
     assert result.status == "succeeded"
     assert [stepped_env.reload(car).honks for car in cars] == [1] * 60
-    shape = {"child_window": 50, "stop_events": 4000}
+    shape = {"child_window": 50, "stop_events": 4000, "continue_events": 500}
     assert (await _input(stepped_env, result.id))["shape"] == shape
     child = await _input(stepped_env, result.steps[0].actions[0])
     assert child["shape"] == shape  # inherited

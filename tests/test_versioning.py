@@ -54,6 +54,8 @@ ALLOWED = {
     "stepped_temporal.versioning._REMEMBERED": "how many legacy lane runs a worker remembers",
     "stepped_temporal.versioning.MARKED_DEPRECATED": "a revision: runs read their own",
     "stepped_temporal.history_limits.STOPPING_REVISION": "a revision: runs read their own",
+    "stepped_temporal.continuing.CONTINUING_REVISION": "a revision: runs read their own",
+    "stepped_temporal.history_limits.AHEAD_REVISION": "a revision: runs read their own",
 }
 
 
@@ -105,8 +107,9 @@ def test_every_patch_marker_is_listed_in_the_architecture_page():
 
 def test_shape_defaults_are_what_runs_before_shapes_used():
     """Defaults decode every input written before shapes: never change them."""
-    # (the stops are read from revision 4 on only: an older input decodes to them unread)
-    assert astuple(ActionShape()) == (1000, 50, 256, 64, 60, 40_960, 41_943_040)
+    # (the stops are read from revision 4 on, continue_events from 5: older inputs
+    # decode to them unread)
+    assert astuple(ActionShape()) == (1000, 50, 256, 64, 60, 40_960, 41_943_040, 5_120)
     assert astuple(LaneShape()) == (None, 200, 1000, 64)
     assert LEGACY_LANE_HISTORY_LIMITS == (2000, 3000)
     assert ActionShape() == CURRENT_ACTION_SHAPE  # nothing travels yet

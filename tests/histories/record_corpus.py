@@ -761,8 +761,9 @@ STOPS = "server_limits" in inspect.signature(stepped.configure).parameters and h
 
 async def history_stop(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
     """S11.4: on a cluster declared with 500 history events and 100 pending operations,
-    a step of 150 children stops its action while children are still open, and an
-    action of many steps stops while a step's wait is pending; both end failed with
+    a step of 150 children stops its action while children are still open, and a
+    step of 200 waits stops it while waits are pending (not many steps: from
+    REVISION 5 an action continues as new between them); both end failed with
     `HistoryLimitReached`. Records both."""
     from stepped_temporal import config
 
@@ -772,9 +773,9 @@ async def history_stop(env: SteppedTestEnvironment, Car: type) -> list[Recorded]
     )
     try:
         Car.stepped_action("stop_wide").step(lambda car, step, cars: step.on(cars, "honk"))
-        long = Car.stepped_action("stop_long")
-        for _ in range(100):
-            long.step(lambda car, step: step.wait(0.5))
+        long = Car.stepped_action("stop_long")  # (many waits in one step: see below)
+        long.step(lambda car, step: [step.wait(1 + n / 100) for n in range(200)])
+        long.step(lambda car, step: car.honk())
         boss, *cars = make_cars(env, Car, range(90_000, 90_151))
         recorded = []
         for handle in [
@@ -795,6 +796,51 @@ async def history_stop(env: SteppedTestEnvironment, Car: type) -> list[Recorded]
         stepped.configure(server_limits=saved)
 
 
+#: from issue 28 on an action continues as new between steps (S11.1)
+try:
+    from stepped_temporal.shapes import ActionShape
+
+    CONTINUES = hasattr(ActionShape(), "continue_events")
+except ImportError:  # (before shapes)
+    CONTINUES = False
+
+
+async def action_continues_as_new(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
+    """S11.1: on a cluster declared with 500 history events (an action continues as new
+    past 50), an action of 40 steps on a key, some waiting, continues as new between
+    steps and succeeds; a parent's step waits on a child that does the same. Records
+    every run of both actions and the parent."""
+    from stepped_temporal import config
+
+    saved = config.settings().server_limits
+    stepped.configure(
+        server_limits=stepped.ServerLimits(history_events=500, pending_operations=100)
+    )
+    try:
+        tour = Car.stepped_action("tour_long")
+        tour.concurrency_key(lambda car: "tour-road")
+        for number in range(40):
+            tour.step(lambda car, step, n=number: (car.honk(), n % 5 or step.wait(0.2)))
+        trip = Car.stepped_action("trip_long")
+        trip.step(lambda car, step: step.do("tour_long"))
+        (car,) = make_cars(env, Car, range(91_000, 91_001))
+        recorded = []
+        for name in ("tour_long", "trip_long"):
+            handle = await stepped.start(car, name)
+            result = await handle.result()
+            check(result.status == "succeeded", f"{handle.id} ended {result.status}")
+            long_id = result.steps[0].actions[0] if name == "trip_long" else handle.id
+            runs = await every_run(env.client, long_id)
+            check(len(runs) >= 3, f"{long_id}: {len(runs)} runs")
+            recorded += runs
+            if name == "trip_long":  # the parent, one run
+                recorded.append(await fetch(env.client, handle.id))
+        print(f"  action continues as new: {len(recorded)} runs")
+        return recorded
+    finally:
+        stepped.configure(server_limits=saved)
+
+
 SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Recorded]]]] = {
     f.__name__: f
     for f in (
@@ -808,6 +854,7 @@ SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Rec
         job_with_retries,
         *((lane_gone, early_release) if CHECKS else ()),
         *((history_stop,) if STOPS else ()),
+        *((action_continues_as_new,) if CONTINUES else ()),
     )
 }
 
