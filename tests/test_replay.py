@@ -220,6 +220,7 @@ SHAPED_BY = {
     "window": ("lane_continues_as_new", "supersede_with_forwards"),
     "history_limit": ("lane_continues_as_new", "supersede_with_forwards"),
     "stop_events": ("history_stop",),
+    "continue_events": ("action_continues_as_new",),
 }
 
 
@@ -270,6 +271,8 @@ def changed_on_replay(number: str, value: int) -> Iterator[None]:
         # an action that would stop later than its run recorded (S11.4): or never
         ("stop_events", 300),
         ("stop_events", 1_000_000),
+        # an action continuing as new later than its run recorded (S11.1)
+        ("continue_events", 80),
     ],
 )
 async def test_the_corpus_catches_a_change_without_a_marker(constant, value):
