@@ -139,7 +139,7 @@ class ActionHandle:
         """Every id step `index` waited or waits on, in call order (S11.2), however
         many: the action answers a page at a time (`describe()` shows at most 100)."""
         state = await self.describe()
-        step = state.steps[index] if 0 <= index < len(state.steps) else None
+        step = state.step(index)
         if step is None or not step.actions_left_out:  # all of them are here
             for action_id in step.actions if step else ():
                 yield action_id

@@ -13,8 +13,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from .bounds import step_at
     from .lane_messages import Forward
-    from .messages import ActionData
+    from .messages import ActionData, StepData
 
 __all__ = ["Dependencies"]
 
@@ -58,6 +59,12 @@ class Dependencies:
             record.counted = True
             self.open += 1
 
+    def _step(self, index: int) -> StepData:
+        """Step `index` (one of this run's: the last steps of `ActionData.steps`)."""
+        step = step_at(self._data, index)
+        assert step is not None, index
+        return step
+
     def conclude(self, dependency_id: str, successful: bool) -> None:
         """A dependency concluded: once per id, however often it is reported (S3.7, S4.2)."""
         dependency = self._records.get(dependency_id)
@@ -66,7 +73,7 @@ class Dependencies:
         dependency.concluded = True
         if dependency.counted:
             self.open -= 1
-        step = self._data.steps[dependency.step]
+        step = self._step(dependency.step)
         step.pending_actions_count -= 1
         if not successful:
             step.unsuccessful_actions_count += 1
@@ -85,7 +92,7 @@ class Dependencies:
         if dependency.target is not None and not dependency.concluded:
             dependency.target = successor
             dependency.lane = lane
-        actions = self._data.steps[dependency.step].actions
+        actions = self._step(dependency.step).actions
         if successor not in actions:
             actions.append(successor)
 
@@ -117,7 +124,7 @@ class Dependencies:
         if not dependency.concluded and not dependency.counted:
             dependency.counted = True
             self.open += 1
-        actions = self._data.steps[dependency.step].actions
+        actions = self._step(dependency.step).actions
 
         def later(other_id: str) -> bool:
             other = self._records.get(other_id)

@@ -242,6 +242,8 @@ class ActionData:
     steps: list[StepData] = field(default_factory=list)
     #: final and successful for whoever depends on it: succeeded, no callback failed
     successful: bool = False
+    #: steps between the first and latest ones `steps` shows (`bounded`, S11.2)
+    steps_left_out: int = 0
 
     def take(self, prepared: Prepared) -> None:
         """What prepare found: the arguments (as `before` left them), keys, timeout."""

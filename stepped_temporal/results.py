@@ -81,6 +81,18 @@ class ActionState:
     steps: tuple[StepState, ...]
     #: the id of the action whose step started this one, None for roots
     parent_id: str | None = None
+    #: steps not in `steps`: past 100, `steps` holds the first 50 and the latest 50
+    #: (S11.2; the ones left out all succeeded: the action went on past them)
+    steps_left_out: int = 0
+
+    @property
+    def steps_count(self) -> int:
+        """How many steps the action has begun, exactly."""
+        return len(self.steps) + self.steps_left_out
+
+    def step(self, index: int) -> StepState | None:
+        """Step `index`, if `steps` lists it."""
+        return next((step for step in self.steps if step.index == index), None)
 
     @property
     def final(self) -> bool:
@@ -116,6 +128,7 @@ class ActionState:
             error=_error(data.error),
             resolved_by=data.resolved_by,
             steps=tuple(_step(s) for s in data.steps),
+            steps_left_out=data.steps_left_out,
             parent_id=data.parent_id,
         )
 

@@ -100,7 +100,7 @@ def describe_line(state: ActionState, lane_position: int | None = None) -> str:
         seconds = (state.completed_at - state.started_at).total_seconds()
         parts.append(f"{seconds:.2f}s")
     if state.steps:
-        parts.append(f"steps {len(state.steps)}")
+        parts.append(f"steps {state.steps_count}")
     if state.status == "performing" and state.current_step_index is not None:
         parts.append(f"at step {state.current_step_index}")
     if lane_position is not None:

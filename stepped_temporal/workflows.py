@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from . import action_probes, history_limits, lane_checks, metrics, timers
     from .action_prepare import prepare
     from .action_run import ActionRun
-    from .bounds import bounded, ids_after
+    from .bounds import bounded, ids_after, step_at
     from .dependencies import Dependencies
     from .endings import Ending, answer_late_adoption, finish
     from .failures import FAILURE_TYPES, PATCH, failure
@@ -129,8 +129,8 @@ class ActionWorkflow:
     @workflow.query
     def step_actions_after(self, index: int, after: str | None, count: int) -> list[str]:
         """A page of the ids step `index` waited on (`ActionHandle.step_actions`)."""
-        steps = self._action.data.steps
-        return ids_after(steps[index].actions if 0 <= index < len(steps) else [], after, count)
+        step = step_at(self._action.data, index)
+        return ids_after(step.actions if step else [], after, count)
 
     # -- the action ----------------------------------------------------------
     @workflow.run

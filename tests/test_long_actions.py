@@ -10,6 +10,8 @@ history 500 events, so an action continues as new past 50, its stop (S11.4) at
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -189,3 +191,43 @@ async def test_continuing_as_new_is_recorded_where_the_server_sees_it(stepped_en
     last = previous.events[-1]
     assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     assert b'"next_step"' in started.input.payloads[0].data
+
+
+async def test_a_long_action_shows_its_first_and_latest_steps_and_counts_the_rest(
+    stepped_env,
+):
+    """S11.2 for steps: 150 steps, the last fanning out to 120 children — the result
+    lists steps 0-49 and 100-149 and counts 50 left out; the last step, in the last
+    run, still lists all 120 children through `step_actions`; each run's input (what
+    continuing as new carries) stays small. (History 2,000: a run continues past
+    200 events, and 120 children fit in one.)"""
+    stepped.configure(server_limits=replace(LIMITS, history_events=2_000))
+    Car = car_class()
+    many = Car.stepped_action("many")
+    for _ in range(149):
+        many.step(lambda car, step, cars: car.drive(1))
+    many.step(lambda car, step, cars: step.on(cars, "honk"))
+    boss, *cars = (stepped_env.create(Car, id=n) for n in range(121))
+
+    handle = await stepped.start(boss, "many", cars)
+    result = await handle.result()
+
+    assert result.status == "succeeded", result.error
+    assert (result.steps_count, len(result.steps), result.steps_left_out) == (150, 100, 50)
+    assert [s.index for s in result.steps] == [*range(50), *range(100, 150)]
+    assert result.step(75) is None and result.step(149) is not None
+    assert result.step(149).actions_count == 120  # type: ignore[union-attr]
+    assert len([a async for a in handle.step_actions(149)]) == 120
+    assert stepped_env.reload(boss).mileage == 149
+    assert {stepped_env.reload(car).honks for car in cars} == {1}
+    carried = []  # the steps each run's input carried, latest run first
+    client, run_id = stepped_env.client, None
+    while True:
+        history = await client.get_workflow_handle(result.id, run_id=run_id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        resume = json.loads(started.input.payloads[0].data).get("resume")
+        if resume is None:
+            break
+        carried.append(len(resume["data"]["steps"]))
+        run_id = started.continued_execution_run_id
+    assert len(carried) >= 3 and max(carried) == 100, carried
