@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import time
 import urllib.request
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -32,6 +34,20 @@ from tests.test_cli import (  # noqa: F401  (app is a fixture)
 def _scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
         return str(response.read().decode())
+
+
+async def _scrape_until(port: int, ready: Callable[[str], bool], seconds: float = 10) -> str:
+    """The metrics once `ready` holds of them, or the last scrape after `seconds`.
+
+    The worker process counts on its own schedule: Temporal's `workflow_completed`
+    only once the server has accepted the completion, so a client waiting on the
+    result can see it ended before the counter moves. Callers assert afterwards."""
+    deadline = time.monotonic() + seconds
+    while True:
+        metrics = await asyncio.to_thread(_scrape, f"http://127.0.0.1:{port}/metrics")
+        if ready(metrics) or time.monotonic() > deadline:
+            return metrics
+        await asyncio.sleep(0.1)
 
 
 def _value(metrics: str, name: str, **labels: str) -> float:
@@ -68,13 +84,15 @@ async def test_worker_serves_temporal_and_stepped_metrics(app):  # noqa: F811
                 for _ in range(2):
                     result = await asyncio.wait_for(stepped.run(car, "tour"), 30)
                     assert result.status == "succeeded"
-            metrics = ""
-            for _ in range(50):  # the exporter serves what it has aggregated
-                metrics = await asyncio.to_thread(_scrape, f"http://127.0.0.1:{port}/metrics")
-                if _value(metrics, "stepped_actions_finished", action="honk") >= 2:
-                    break
-                await asyncio.sleep(0.2)
             finished = "stepped_actions_finished"
+            metrics = await _scrape_until(
+                port,
+                lambda m: (
+                    _value(m, finished, action="tour") >= 2
+                    and _value(m, finished, action="honk") >= 2
+                    and _value(m, "temporal_workflow_completed", workflow_type="SteppedAction") >= 4
+                ),
+            )
             assert _value(metrics, finished, actor="Car", action="tour", status="succeeded") == 2
             assert _value(metrics, finished, actor="Car", action="honk", status="succeeded") == 2
             assert _value(metrics, "stepped_actions_started", action="tour") == 2
@@ -131,12 +149,14 @@ async def test_lane_metrics_count_supersedes_shares_and_lane_waits(tmp_path):
             assert await stepped.complete(car, "hold") is True
             statuses = [(await h.result()).status for h in (first, second, third)]
             assert statuses == ["superseded", "succeeded", "succeeded"]
-            metrics = ""
-            for _ in range(50):
-                metrics = await asyncio.to_thread(_scrape, f"http://127.0.0.1:{port}/metrics")
-                if _value(metrics, "stepped_shares") >= 1:
-                    break
-                await asyncio.sleep(0.2)
+            # hold's own end is not awaited (complete() returns once it is told)
+            metrics = await _scrape_until(
+                port,
+                lambda m: (
+                    _value(m, "stepped_shares") >= 1
+                    and _value(m, "stepped_actions_finished", action="hold") >= 1
+                ),
+            )
         assert _value(metrics, "stepped_supersedes", action="visit") == 1
         assert _value(metrics, "stepped_shares", action="visit") == 1
         assert _value(metrics, "stepped_lane_wait_count", action="visit") == 1  # the second
