@@ -97,3 +97,11 @@ relay.step(lambda car, step, key: step.do("bump", key))
 touch = Car.stepped_action("touch")
 touch.checksum(lambda car, tag: tag)
 touch.step(lambda car, step, tag: car.visit())
+
+# Steps: one action of many steps, each writing its car once (S11.1: past a tenth of
+# the history limit it continues as new between steps).
+STEP_COUNTS = (200, 1000)
+for _count in STEP_COUNTS:
+    _steps = Car.stepped_action(f"steps_{_count}")
+    for _ in range(_count):
+        _steps.step(lambda car, step: car.visit())

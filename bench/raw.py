@@ -161,5 +161,30 @@ class RawChain:
         return below + 1
 
 
-WORKFLOWS = (RawVisit, RawFanout, RawChain)
+#: a sequence continues as new past this many events, as a Stepped action does at
+#: Temporal's default limits (`ActionShape.continue_events`, a tenth of 51,200)
+CONTINUE_EVENTS = 5_120
+
+
+@workflow.defn(name="BenchRawSteps")
+class RawSteps:
+    """A sequence: `count` activities one after another, each the write, continuing
+    as new past `CONTINUE_EVENTS` events or when the server suggests it."""
+
+    @workflow.run
+    async def run(self, car_id: int, count: int, done: int = 0) -> int:
+        while done < count:
+            info = workflow.info()
+            if done and (
+                info.get_current_history_length() >= CONTINUE_EVENTS
+                or info.is_continue_as_new_suggested()
+            ):
+                workflow.continue_as_new(args=[car_id, count, done])
+            await _visit(car_id)
+            done += 1
+        final_status("succeeded")
+        return done
+
+
+WORKFLOWS = (RawVisit, RawFanout, RawChain, RawSteps)
 ACTIVITIES = (visit,)

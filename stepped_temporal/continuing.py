@@ -81,4 +81,7 @@ async def continue_as_new(action: ActionRun, next_step: int) -> NoReturn:
         resume=resume,
         report_joined=False,
     )
-    workflow.continue_as_new(encode(input))
+    # the attributes as upserted so far (the status, the key): Temporal's servers
+    # differ in what they carry over when a continue-as-new names none
+    attributes = workflow.info().typed_search_attributes
+    workflow.continue_as_new(encode(input), search_attributes=attributes or None)

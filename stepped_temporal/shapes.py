@@ -125,13 +125,17 @@ class ServerLimits:
 
 def action_shape(limits: ServerLimits) -> ActionShape:
     """The shape of an action started now on a cluster with `limits`: at most half
-    its pending operations as open children, the other half left for its signals;
+    its pending operations as open children, the other half left for its signals
+    (and no more than half its history can take the ends of);
     it stops short of the history limits by the room it needs to finish (S11.4)."""
-    window = min(CURRENT_ACTION_SHAPE.child_window, max(1, limits.pending_operations // 2))
+    batch = CURRENT_ACTION_SHAPE.start_batch
+    # open children: at most half the pending operations, and few enough that their
+    # ends (two events each) and a batch of starts fit in half the history
+    fit = (limits.history_events // 2 - batch - FINISH_EVENTS) // 2
+    window = max(1, min(CURRENT_ACTION_SHAPE.child_window, limits.pending_operations // 2, fit))
     # the room kept for finishing: a fifth of the limit, or what the children still
     # open record as they end (their start and end events and results) and a batch
     # of starts under way, whichever is more
-    batch = CURRENT_ACTION_SHAPE.start_batch
     room_events = max(limits.history_events // 5, 2 * window + batch + FINISH_EVENTS)
     room_bytes = max(limits.history_bytes // 5, (window + batch) * CHILD_END_BYTES)
     return replace(

@@ -48,6 +48,8 @@ ALLOWED = {
     "stepped_temporal.lane_messages.LANE_REVISION": "written into new lane runs",
     "stepped_temporal.lane_rules.HANDOVERS": "the length of a list in the lane's state",
     "stepped_temporal.bounds.SHOWN_IDS": "the length of id lists in query answers and results",
+    "stepped_temporal.bounds.SHOWN_STEPS": "the steps in query answers, results and a continued "
+    "run's input (recorded there: the next run reads what it was given)",
     "stepped_temporal.workflow_support.SIGNAL_PAUSE": "a timer's duration: not replayed",
     "stepped_temporal.workflow_support.SIGNAL_PAUSE_MAX": "a timer's duration, as above",
     "stepped_temporal.wait_for.MAX_HOPS": "the default of Probe.well_formed; workflows pass theirs",

@@ -162,3 +162,32 @@ async def test_a_namespace_without_stepped_lane_still_gets_lanes(tmp_path, caplo
         )
     finally:
         await env.shutdown()
+
+
+async def test_an_action_that_continued_as_new_is_found_by_its_attributes(stepped_dev_env):
+    """S9.3 across continue-as-new (S11.1): the last run carries the actor, the action,
+    the key and the final status, and is listed by them exactly once; the first run
+    keeps the summary line (the SDK cannot give a continued run one)."""
+    env = stepped_dev_env
+    stepped.configure(server_limits=stepped.ServerLimits(history_events=500))
+    Car = car_class()
+    tour = Car.stepped_action("tour")
+    tour.concurrency_key(lambda car: "ring-road")
+    for _ in range(40):
+        tour.step(lambda car, step: car.drive(1))
+    result = await stepped.run(env.create(Car, id=9), "tour")
+    assert result.status == "succeeded"
+
+    runs = await listed(env.client, f'WorkflowId="{result.id}"', 3)
+    assert len(runs) >= 3  # one row per run, as the Web UI lists them
+    found = await listed(
+        env.client,
+        'SteppedActor="Car/9" AND SteppedAction="tour" AND SteppedStatus="succeeded" '
+        'AND SteppedConcurrencyKey="ring-road"',
+        1,
+    )
+    assert found == [result.id]
+    latest = await env.client.get_workflow_handle(result.id).describe()
+    first_run = latest.raw_description.workflow_execution_info.first_run_id
+    first = await env.client.get_workflow_handle(result.id, run_id=first_run).describe()
+    assert await first.static_summary() == "Car/9 tour()"
