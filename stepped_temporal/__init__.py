@@ -11,7 +11,8 @@ from temporalio.common import RetryPolicy
 from .action import Action, Step
 from .actors import Actor
 from .checksums import checksum
-from .client import ActionHandle, SettledActionHandle, action_handle, complete, run, start
+from .client import ActionHandle, SettledActionHandle, action_handle, run, start
+from .completing import complete
 from .config import configure
 from .definitions import Definition
 from .errors import (

@@ -18,11 +18,14 @@ from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from .lane_messages import LaneRelease, Verdict
-    from .messages import ActionContext, ActionData, ActionInput, Prepared
+    from .messages import ActionContext, ActionData, ActionInput, ErrorData, Prepared
     from .wait_for import Probe
     from .workflow_support import signal
 
-__all__ = ["ActionRun", "initial_data"]
+__all__ = ["COMPLETED_FROM_OUTSIDE", "ActionRun", "initial_data"]
+
+#: the error type of an action completed from outside with a reason (S9.6)
+COMPLETED_FROM_OUTSIDE = "CompletedFromOutside"
 
 
 def initial_data(input: ActionInput) -> ActionData:
@@ -54,8 +57,9 @@ class ActionRun:
         self.cancel_requested = False
         #: `_perform` is stopping the work (cancelled, completed from outside, timed out)
         self.interrupting = False
-        #: the status an outside `complete()` asked for (S6)
+        #: the status an outside `complete()` asked for (S6), and why (S9.6)
         self.completion: str | None = None
+        self.completion_reason: str | None = None
         #: it holds its key by claim (store/claims.py), not through the lane workflow
         self.claimed = bool(resume and resume.claimed)
         self.claim_released = bool(resume and resume.claim_released)
@@ -140,6 +144,13 @@ class ActionRun:
         prepared = self.prepared
         assert prepared is not None and prepared.lane_id is not None
         return await signal(prepared.lane_id, name, payload)
+
+    def completion_error(self) -> ErrorData | None:
+        """The error of an action completed from outside with an unsuccessful status
+        and a reason (S9.6)."""
+        if self.completion in (None, "succeeded") or not self.completion_reason:
+            return None
+        return ErrorData(COMPLETED_FROM_OUTSIDE, self.completion_reason)
 
     def interruption(self, timed_out: bool) -> str:
         """The status of a performance interrupted from outside: completed (S6.1),

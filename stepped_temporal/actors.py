@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .client import ActionHandle, complete, run, start
+from .client import ActionHandle, run, start
+from .completing import complete
 from .definitions import Definition, declared_definition
 from .registry import ActorBase
 from .results import ActionResult
@@ -90,9 +91,12 @@ class Actor(ActorBase):
         return own[name]
 
     # -- completing outbound actions (S6) ---------------------------------
-    async def complete_stepped_action(self, name: str, status: str = "succeeded") -> bool:
-        """Complete this actor's performing outbound action `name` (S6.1-S6.3)."""
-        return await complete(self, name, status)
+    async def complete_stepped_action(
+        self, name: str, status: str = "succeeded", reason: str | None = None
+    ) -> bool:
+        """Complete this actor's performing outbound action `name` (S6.1-S6.3), an
+        unsuccessful status with `reason` as its error's message (S9.6)."""
+        return await complete(self, name, status, reason)
 
 
 def _own_definitions(cls: type[Actor]) -> dict[str, Definition]:

@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from . import metrics, time_skipping, tracing
 from .action_keys import achieved_before_start
 from .arguments import encode_arguments
-from .config import get_client, heartbeat_seconds, read_session, settings
+from .config import get_client, heartbeat_seconds, settings
 from .definitions import resolve_definition
 from .errors import ArgumentTypeError
 from .failures import action_data
@@ -31,15 +31,11 @@ from .registry import ActorBase, actor_ref
 from .results import ActionResult, ActionState
 from .search_attributes import SEARCH_ATTRIBUTES, initial_search_attributes, summary
 from .shapes import action_shape
-from .status import completion_status
-from .store import outbound
 from .wire import encode
 from .workflows import ACTION_WORKFLOW
 
 log = logging.getLogger("stepped_temporal")
 
-#: the deadline of `complete()`'s update, which waits for a worker to run it
-COMPLETE_PATIENCE = timedelta(seconds=60)
 #: ids per page of `ActionHandle.step_actions` (about 25 KB)
 STEP_PAGE = 500
 
@@ -298,30 +294,3 @@ async def run(actor: ActorBase, name: str, *arguments: Any) -> ActionResult:
     """Start action `name` and wait for its final result."""
     handle = await start(actor, name, *arguments)
     return await handle.result()
-
-
-async def complete(actor: ActorBase, name: str, status: str = "succeeded") -> bool:
-    """Complete the performing outbound action `name` of `actor` (S6.1-S6.3).
-
-    Returns True when this call completed it; False when there is none — also
-    when one is only pending, or another action performs in the same lane — and
-    for every call after the first. An invalid status raises `InvalidStatus`
-    before anything is sent.
-    """
-    status = completion_status(status, what=f"complete({name!r})")
-    type_name, actor_id = actor_ref(actor)
-    tenancy = tenancy_key(type_name, actor_id, name)
-    with read_session() as session:
-        action_id = outbound.find(session, tenancy)
-    if action_id is None:
-        return False
-    client = await get_client()
-    try:
-        completed: bool = await client.get_workflow_handle(action_id).execute_update(
-            "complete", status, result_type=bool, rpc_timeout=COMPLETE_PATIENCE
-        )
-    except RPCError as error:
-        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            return False  # the action's workflow has closed
-        raise
-    return completed

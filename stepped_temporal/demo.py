@@ -17,7 +17,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .action import Action, Step
 from .actors import Actor
-from .client import ActionHandle, complete, start
+from .client import ActionHandle, start
+from .completing import complete
 from .results import ActionState
 
 

@@ -27,7 +27,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from . import client, config, registry, search_attributes, time_skipping
+from . import client, completing, config, registry, search_attributes, time_skipping
 from .actors import Actor
 from .binaries import dev_server_path, test_server_path
 from .client import ActionHandle, SettledActionHandle
@@ -242,11 +242,13 @@ class SteppedTestEnvironment:
         """Outbound actions (of the started trees) that perform now."""
         return [s for s in await self.actions() if s.outbound and s.status == "performing"]
 
-    async def complete(self, action: ActionState, status: str = "succeeded") -> bool:
+    async def complete(
+        self, action: ActionState, status: str = "succeeded", reason: str | None = None
+    ) -> bool:
         """`stepped.complete()` for an action's actor and name, loading the actor."""
         with self.session() as session:
             actor = registry.load_actor(session, action.actor_type, action.actor_id)
-        return await client.complete(actor, action.name, status)
+        return await completing.complete(actor, action.name, status, reason)
 
     async def actions(self) -> list[ActionState]:
         """Every action started from outside and, recursively, every child."""

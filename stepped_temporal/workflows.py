@@ -94,8 +94,9 @@ class ActionWorkflow:
             await action_probes.answer(self._action, self._dependencies, probe)
 
     @workflow.update
-    def complete(self, status: str) -> bool:
-        """Complete a performing outbound action from outside (S6.1-S6.3).
+    def complete(self, status: str, reason: str | None = None) -> bool:
+        """Complete a performing outbound action from outside (S6.1-S6.3), an
+        unsuccessful status with the `reason` as its error's message (S9.6).
 
         True when this call completed it; False when it is not (or no longer)
         performing, not outbound, or was completed already.
@@ -109,10 +110,11 @@ class ActionWorkflow:
         ):
             return False
         action.completion = status
+        action.completion_reason = reason
         return True
 
     @complete.validator
-    def _complete_status(self, status: str) -> None:
+    def _complete_status(self, status: str, reason: str | None = None) -> None:
         if status not in ("succeeded", "failed", "cancelled", "timed_out"):
             raise ValueError(f"invalid status {status!r}")
 
@@ -228,7 +230,7 @@ class ActionWorkflow:
                 workflow.logger.error("%s: %s", limit.type, limit.message)
                 status, error = "failed", limit
             else:
-                status, error = action.interruption(timed_out), None
+                status, error = action.interruption(timed_out), action.completion_error()
         if status == "achieved":  # S3.4, found only once the lane let it perform
             action.achieved = True
             data.steps.clear()
@@ -257,7 +259,7 @@ class ActionWorkflow:
                     OUTBOUND_WAKE,
                     test_server=action.input.test_server,
                 )
-            return action.completion, None
+            return action.completion, action.completion_error()
         return "succeeded", None
 
 
