@@ -23,48 +23,30 @@ from .harness import (
     WorkerProcess,
     add_common_arguments,
     options_from,
-    progress,
-    rotated,
     run_main,
-    run_variant,
+    stepped_against_raw,
     with_bench,
 )
 from .models import Car
 
-VARIANTS = ["stepped", "raw"]
-
 
 async def measure(bench: Bench, depth: int, runs: int | None = None) -> Report:
     """`runs` runs of each variant (default: --runs)."""
-    options = bench.options
-    runs = runs or options.runs
-    deadline = options.deadline or max(120.0, depth * 3.0)
-    report = Report(
+
+    def body_for(variant: str) -> Body:
+        first = bench.seed_cars(depth)
+        return (_stepped_body if variant == "stepped" else _raw_body)(bench, first, depth)
+
+    return await stepped_against_raw(
+        bench,
         title=f"chain {depth}",
         leaves=depth,
         unit="levels",
-        variants=VARIANTS,
-        ratios=[("stepped", "raw")],
+        deadline=bench.options.deadline or max(120.0, depth * 3.0),
+        expected_ids=depth,
+        body_for=body_for,
+        runs=runs,
     )
-    for number in range(runs):
-        for variant in rotated(VARIANTS, number):
-            progress(f"[chain {depth}] run {number + 1}/{runs}: {variant}")
-            first = bench.seed_cars(depth)
-            stepped_run = variant == "stepped"
-            make_body = _stepped_body if stepped_run else _raw_body
-            report.add(
-                await run_variant(
-                    bench,
-                    label=f"chain{depth}",
-                    variant=variant,
-                    worker=variant,
-                    leaves=depth,
-                    expected_ids=depth,  # lanes, for contended keys, come on top
-                    deadline=deadline,
-                    body=make_body(bench, first, depth),
-                )
-            )
-    return report
 
 
 def _stepped_body(bench: Bench, first: int, depth: int) -> Body:

@@ -671,6 +671,67 @@ async def run_variant(
             progress(f"  worker exited with {process.process.returncode}:\n{process.log_tail()}")
 
 
+async def rounds(
+    bench: Bench,
+    report: Report,
+    *,
+    label: str,
+    runs: int,
+    deadline: float,
+    expected_ids: int,
+    body_for: Callable[[str], Body],
+) -> Report:
+    """`runs` rounds of each of `report`'s variants (in a rotated order), each run
+    with the body `body_for(variant)` makes (seeding what it needs); `report`."""
+    for number in range(runs):
+        for variant in rotated(report.variants, number):
+            progress(f"[{report.title}] run {number + 1}/{runs}: {variant}")
+            report.add(
+                await run_variant(
+                    bench,
+                    label=label,
+                    variant=variant,
+                    worker=variant,
+                    leaves=report.leaves,
+                    expected_ids=expected_ids,
+                    deadline=deadline,
+                    body=body_for(variant),
+                )
+            )
+    return report
+
+
+async def stepped_against_raw(
+    bench: Bench,
+    *,
+    title: str,
+    leaves: int,
+    unit: str,
+    deadline: float,
+    expected_ids: int,
+    body_for: Callable[[str], Body],
+    runs: int | None = None,
+) -> Report:
+    """The usual workload: "stepped" against "raw", `runs` rounds (default: --runs),
+    the label `title` without spaces."""
+    report = Report(
+        title=title,
+        leaves=leaves,
+        unit=unit,
+        variants=["stepped", "raw"],
+        ratios=[("stepped", "raw")],
+    )
+    return await rounds(
+        bench,
+        report,
+        label=title.replace(" ", ""),
+        runs=runs or bench.options.runs,
+        deadline=deadline,
+        expected_ids=expected_ids,
+        body_for=body_for,
+    )
+
+
 def rotated(variants: Sequence[str], run: int) -> list[str]:
     """The variants in a different order each run, so none always goes first."""
     shift = run % len(variants)

@@ -24,10 +24,8 @@ from .harness import (
     WorkerProcess,
     add_common_arguments,
     options_from,
-    progress,
-    rotated,
     run_main,
-    run_variant,
+    stepped_against_raw,
     with_bench,
 )
 from .models import STEP_COUNTS, Car
@@ -37,34 +35,21 @@ VARIANTS = ["stepped", "raw"]
 
 async def measure(bench: Bench, count: int, runs: int | None = None) -> Report:
     """`runs` runs of each variant (default: --runs)."""
-    options = bench.options
-    runs = runs or options.runs
-    deadline = options.deadline or max(120.0, count * 0.5)
-    report = Report(
+
+    def body_for(variant: str) -> Body:
+        car = bench.seed_cars(1)
+        return (_stepped_body if variant == "stepped" else _raw_body)(bench, car, count)
+
+    return await stepped_against_raw(
+        bench,
         title=f"steps {count}",
         leaves=count,
         unit="steps",
-        variants=VARIANTS,
-        ratios=[("stepped", "raw")],
+        deadline=bench.options.deadline or max(120.0, count * 0.5),
+        expected_ids=1,
+        body_for=body_for,
+        runs=runs,
     )
-    for number in range(runs):
-        for variant in rotated(VARIANTS, number):
-            progress(f"[steps {count}] run {number + 1}/{runs}: {variant}")
-            car = bench.seed_cars(1)
-            make_body = _stepped_body if variant == "stepped" else _raw_body
-            report.add(
-                await run_variant(
-                    bench,
-                    label=f"steps{count}",
-                    variant=variant,
-                    worker=variant,
-                    leaves=count,
-                    expected_ids=1,
-                    deadline=deadline,
-                    body=make_body(bench, car, count),
-                )
-            )
-    return report
 
 
 def _stepped_body(bench: Bench, car: int, count: int) -> Body:
