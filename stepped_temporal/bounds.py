@@ -47,7 +47,8 @@ def bounded(data: ActionData, shown: int = SHOWN_IDS) -> ActionData:
     steps = []
     for step in first_steps + latest_steps:
         first, latest = halves(step.actions, shown)
-        left_out = len(step.actions) - len(first) - len(latest)
+        # (plus what an earlier bounding left out: a step carried across continue-as-new)
+        left_out = step.actions_left_out + len(step.actions) - len(first) - len(latest)
         steps.append(replace(step, actions=first + latest, actions_left_out=left_out))
     left_out_steps = data.steps_left_out + len(data.steps) - len(steps)
     return replace(data, steps=steps, steps_left_out=left_out_steps)

@@ -13,6 +13,7 @@ whose workflow failed because the action was unsuccessful (S9.4).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
@@ -51,13 +52,22 @@ class ChildStarts:
         self._open = 0
         #: children asked for whose start Temporal has not confirmed yet
         self._starting = 0
+        #: the first child `start` was told not to start (`pause`), if any
+        self.paused_at: int | None = None
 
     async def start(
-        self, children: list[tuple[str, ChildIntent]], join_after: list[list[int]] | None
+        self,
+        children: list[tuple[str, ChildIntent]],
+        join_after: list[list[int]] | None,
+        pause: Callable[[int], bool] | None = None,
     ) -> list[asyncio.Task[None]]:
         """Start a step's `children` (id, intent) in call order; `join_after` names,
         per child, the earlier ones that join their lanes first (S4.8; None when
-        they may join in any order). Returns the tasks that watch them."""
+        they may join in any order). Returns the tasks that watch them.
+
+        Before each child after the first, `pause(children not started)` may say
+        to start no more: `paused_at` is then the first child not started."""
+        self.paused_at = None
         tasks: list[asyncio.Task[None]] = []
         shape = self._action.input.shape
         # (a patch marker only where batching changes anything: more than one batch)
@@ -69,6 +79,9 @@ class ChildStarts:
             if batched and number and number % shape.start_batch == 0:
                 await workflow.wait_condition(lambda: self._starting == 0)
             await workflow.wait_condition(lambda: self._open < shape.child_window)
+            if number and pause is not None and pause(len(children) - number):
+                self.paused_at = number
+                break
             self._open += 1
             after = [children[i][0] for i in join_after[number]] if join_after else []
             tasks.append(
@@ -137,6 +150,10 @@ class ChildStarts:
                 dependencies.conclude(child_id, bool(result.get("successful", False)))
         finally:
             self._open -= 1
+
+    def drained(self) -> bool:
+        """No child is starting or running, nor waiting to start (S4.8)."""
+        return self._open == 0
 
     def _input(self, child_id: str, intent: ChildIntent, report_joined: bool) -> ActionInput:
         """The child's input: a non-root action (S3.13) that inherits the parent's

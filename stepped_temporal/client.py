@@ -25,7 +25,7 @@ from .errors import ArgumentTypeError
 from .failures import action_data
 from .keys import tenancy_key
 from .messages import REVISION, ActionData, ActionInput, Prepared
-from .paging import query_pages
+from .paging import step_ids
 from .prepare_view import QUERY_PATIENCE, in_prepare, query_timed_out
 from .registry import ActorBase, actor_ref
 from .results import ActionResult, ActionState
@@ -136,13 +136,14 @@ class ActionHandle:
         many: the action answers a page at a time (`describe()` shows at most 100)."""
         state = await self.describe()
         step = state.step(index)
-        if step is None or not step.actions_left_out:  # all of them are here
-            for action_id in step.actions if step else ():
+        if step is not None and not step.actions_left_out:  # all of them are here
+            for action_id in step.actions:
                 yield action_id
             return
-        async for action_id in query_pages(
-            self.workflow, "step_actions_after", index, size=STEP_PAGE
-        ):
+        if step is None and not 0 <= index < state.steps_count:
+            return  # no such step (yet)
+        # (runs it continued as new through each hold part of them: paging.step_ids)
+        async for action_id in step_ids(self._client, self.id, index, STEP_PAGE):
             yield action_id
 
     async def cancel(self) -> bool:

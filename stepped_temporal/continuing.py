@@ -14,9 +14,21 @@ Everything outside addresses the action by workflow id, which the next run
 keeps: the lane's verdicts, a parent's child handle (it follows the chain to
 the last run's result), `describe()`, `complete()`, `cancel()`, `result()`.
 
+Inside a wide step (from `REVISION` 6, `STEP_REVISION`) it continues as new
+too, when its history has passed `continue_events` and what the rest of the step
+would add (about 4.5 events a child not started, two for each still open) would
+take it past `ActionShape.step_events` (a fifth of the limit, where Temporal
+warns). It stops starting children, waits until every child it started has
+concluded — a child can only report its end to the run that started it — and
+hands the rest of the step over in `StepResume`: the children not started yet
+and the waits still running, re-armed for what is left of them. A step that fits
+never pays for this.
+
 A behaviour of `REVISION` 5 (`CONTINUING_REVISION`): inputs written before
 never continue (their histories hold no continue-as-new), and a worker of an
-older release refuses such inputs.
+older release refuses such inputs. From `REVISION` 6 a run also carries a
+perform verdict it had (the lane adopted its claim) and never continues once
+cancelled or completed from outside: it ends as that says.
 """
 
 from __future__ import annotations
@@ -29,13 +41,16 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from .action_run import ActionRun
     from .bounds import bounded
-    from .messages import Resume
+    from .dependencies import Dependencies
+    from .messages import Resume, StepResume
     from .wire import encode
 
-__all__ = ["CONTINUING_REVISION", "continue_as_new", "due"]
+__all__ = ["CONTINUING_REVISION", "STEP_REVISION", "continue_as_new", "due", "due_in_step"]
 
 #: the first `ActionInput.revision` that continues as new between steps
 CONTINUING_REVISION = 5
+#: the first that continues as new inside a step too
+STEP_REVISION = 6
 
 
 def due(action: ActionRun) -> bool:
@@ -49,10 +64,36 @@ def due(action: ActionRun) -> bool:
     )
 
 
-async def continue_as_new(action: ActionRun, next_step: int) -> NoReturn:
-    """End this run; a new one performs on from step `next_step` (raises Temporal's
-    `ContinueAsNewError`, which ends the workflow's run)."""
+def due_in_step(action: ActionRun, dependencies: Dependencies, unstarted: int) -> bool:
+    """The action's run should hand over to a new one before it starts the rest of
+    the current step: `unstarted` children (see the module's docstring)."""
+    if action.input.revision < STEP_REVISION:
+        return False
+    shape = action.input.shape
+    info = workflow.info()
+    events = info.get_current_history_length()
+    if events < shape.continue_events:
+        return False  # (a new run always gets this far: each run gets on with the step)
+    ahead = (shape.child_events_x10 * unstarted + shape.open_events_x10 * dependencies.open) // 10
+    return (
+        events + ahead >= shape.step_events
+        or info.get_current_history_size() >= shape.stop_bytes // 4
+    )
+
+
+async def continue_as_new(
+    action: ActionRun, next_step: int, step: StepResume | None = None
+) -> NoReturn:
+    """End this run; a new one performs on from step `next_step` — from the middle
+    of it with `step` (raises Temporal's `ContinueAsNewError`, which ends the run)."""
     await workflow.wait_condition(workflow.all_handlers_finished)
+    if action.input.revision >= STEP_REVISION:
+        # probes on their way to a successor (action_probes.forwarded) go first
+        await workflow.wait_condition(lambda: not action.sending)
+        if action.cancel_requested or action.completion is not None:
+            # the next run would not know: stay, and let the action end as asked
+            # (`ActionWorkflow._perform` stops this work)
+            await workflow.wait_condition(lambda: False)
     prepared = action.prepared
     assert prepared is not None and action.performing_since is not None
     previous = action.input.resume
@@ -62,14 +103,22 @@ async def continue_as_new(action: ActionRun, next_step: int) -> NoReturn:
         performing_since=action.performing_since.isoformat(),
         claimed=action.claimed,
         claim_released=action.claim_released,
-        lane_owned=action.lane_owned,
+        # (a lane that adopted the claim sent a perform verdict: the next run
+        # must release to it as this one would)
+        lane_owned=action.lane_owned
+        or (
+            action.input.revision >= STEP_REVISION
+            and any(verdict.kind == "perform" for verdict in action.verdicts)
+        ),
         granted=action.granted,
         released_at=action.released_at,
         runs=(previous.runs if previous else 0) + 1,
+        step=step,
     )
     workflow.logger.info(
-        "action %s continues as new before step %s (run %s, %s history events)",
+        "action %s continues as new %s step %s (run %s, %s history events)",
         action.data.id,
+        "inside" if step else "before",
         next_step,
         resume.runs + 1,
         workflow.info().get_current_history_length(),

@@ -49,6 +49,8 @@ class Dependencies:
         #: started children and timers not concluded yet: each still adds events to
         #: the history as it ends or is given up (`history_limits`)
         self.open = 0
+        #: ... of which timers (the rest: children started and not concluded)
+        self.timers = 0
 
     def add(self, dependency_id: str, step: int, number: int = 0, *, child: bool = True) -> None:
         """Step `step` waits on `dependency_id`, its call number `number` (S3.7): the
@@ -58,6 +60,7 @@ class Dependencies:
         if not child:  # a timer starts at once
             record.counted = True
             self.open += 1
+            self.timers += 1
 
     def _step(self, index: int) -> StepData:
         """Step `index` (one of this run's: the last steps of `ActionData.steps`)."""
@@ -73,6 +76,8 @@ class Dependencies:
         dependency.concluded = True
         if dependency.counted:
             self.open -= 1
+            if dependency.target is None:
+                self.timers -= 1
         step = self._step(dependency.step)
         step.pending_actions_count -= 1
         if not successful:

@@ -13,7 +13,7 @@ from .shapes import ActionShape
 PAYLOAD_VERSION = 1
 #: the workflow behaviour inputs written now ask for (`ActionInput.revision`); a
 #: worker refuses a newer one (versioning.py)
-REVISION = 5
+REVISION = 6
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class ActionInput:
     #: is a local activity; from 2, prepare is one too (prepare_view.py); from 3, its
     #: behaviours are recorded as deprecated patch markers (versioning.marked); from
     #: 4 it stops short of the history limits (history_limits.py); from 5 it continues
-    #: as new between steps (continuing.py)
+    #: as new between steps, from 6 inside a wide step too (continuing.py)
     revision: int = 0
     #: the definition's retry policy, known before prepare runs `before` (S8.2)
     retry: RetryData | None = None
@@ -290,3 +290,31 @@ class Resume:
     released_at: str | None = None
     #: the runs it had before this one
     runs: int = 1
+    #: set when it continued as new inside a step (from `REVISION` 6): the rest of it
+    step: "StepResume | None" = None
+
+
+@dataclass(frozen=True)
+class OpenWait:
+    """A step's wait still running as its action continued as new: re-armed."""
+
+    wait_id: str
+    #: when it elapses (the workflow's clock)
+    until: str
+
+
+@dataclass(frozen=True)
+class StepResume:
+    """The rest of a step whose action continued as new inside it (S11.1,
+    `continuing`): every child it started had concluded by then, so what is left is
+    the children not started yet and the waits still running."""
+
+    index: int
+    #: the children not started yet, in call order; the first one's call number
+    children: list[ChildIntent]
+    first_number: int
+    #: `StepOutcome.join_after` of those children, numbered among them
+    join_after: list[list[int]] | None = None
+    waits: list[OpenWait] = field(default_factory=list)
+    #: the body assigned step.status = "failed" (S3.7)
+    marked_failed: bool = False

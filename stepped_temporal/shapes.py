@@ -72,6 +72,14 @@ class ActionShape:
     #: past this many history events a performing action continues as new before
     #: its next step (S11.1, `continuing`; from `REVISION` 5): a tenth of the limit
     continue_events: int = 51_200 // 10
+    #: inside a wide step it continues as new too — past `continue_events`, when what
+    #: the rest of the step will add would take its history past this (S11.1; from
+    #: `REVISION` 6): a fifth of the limit, where Temporal warns, less the room to finish
+    step_events: int = 51_200 // 5 - 100
+    #: what the rest of a step will add, in tenths of an event: per child not started
+    #: (measured: 42-44 on the dev server) and per child or wait still open (its end)
+    child_events_x10: int = 45
+    open_events_x10: int = 20
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,7 @@ def action_shape(limits: ServerLimits) -> ActionShape:
         stop_events=max(1, limits.history_events - room_events),
         stop_bytes=max(1, limits.history_bytes - room_bytes),
         continue_events=max(1, limits.history_events // 10),
+        step_events=max(1, limits.history_events // 5 - FINISH_EVENTS),
     )
 
 

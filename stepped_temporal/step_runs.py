@@ -1,9 +1,10 @@
 """`StepRuns`: a performing action's steps, one at a time, and its job (S3.6-S3.8,
-S3.10, S3.12, S6.4, S8.2).
+S3.10, S3.12, S6.4, S8.2, S11.1).
 
 Each step body runs in a step activity, under the definition's retry policy;
-the workflow then starts the children and timers it asked for (`ChildStarts`)
-and waits until every one concluded (`Dependencies`). A claimed action's
+the workflow then starts the children and timers it asked for and waits until
+every one concluded (`StepWaiting`, which may hand the rest of a wide step to
+the action's next run: S11.1). A claimed action's
 first step may have run in prepare already (`Prepared.first_step`), and its
 last step may give up the claim and grant the achievement itself
 (`StepInput.as_last`): what it settled is kept on the `ActionRun` for finish.
@@ -21,9 +22,10 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from . import continuing, timers
     from .action_run import ActionRun
-    from .child_starts import ChildStarts, new_child_id
+    from .bounds import step_at
     from .dependencies import Dependencies
-    from .messages import ChildIntent, ErrorData, StepData, StepOutcome
+    from .messages import ErrorData, StepData, StepOutcome
+    from .step_waiting import StepWaiting
     from .unit_messages import JobInput, JobOutcome, StepInput
     from .versioning import marked
     from .wire import decode, encode
@@ -56,7 +58,7 @@ class StepRuns:
     def __init__(self, action: ActionRun, dependencies: Dependencies) -> None:
         self._action = action
         self._dependencies = dependencies
-        self._children = ChildStarts(action, dependencies)
+        self._waiting = StepWaiting(action, dependencies)
 
     async def run_steps(self) -> tuple[str, ErrorData | None]:
         """The steps in definition order; the first that fails fails the action (S3.8).
@@ -66,38 +68,47 @@ class StepRuns:
         assert prepared is not None
         retry = retry_policy(prepared.retry or DEFAULT_RETRY)
         last = prepared.step_count - 1
-        first = action.input.resume.next_step if action.input.resume else 0
+        resume = action.input.resume
+        first = resume.next_step if resume else 0
+        rest = resume.step if resume else None  # it continued as new inside that step
         for index in range(first, prepared.step_count):
-            if index > first and continuing.due(action):  # S11.1: nothing is open now
-                await continuing.continue_as_new(action, index)
-            step = self._begin_step(index)
-            if index == 0 and prepared.first_step is not None:
-                outcome = prepared.first_step  # prepare ran it (preparing._perform_first_step)
+            if rest is not None and index == rest.index:
+                step = step_at(action.data, index)  # (an earlier run began it)
+                assert step is not None
+                await self._waiting.resume(step, rest)
+                marked_failed = rest.marked_failed
             else:
-                try:
-                    outcome = await self._step_activity(index, index == last, retry)
-                except ActivityError as error:
-                    reraise_cancellation(error)
-                    return self._step_failed(step, activity_error(error))
-                except _Exhausted as exhausted:
-                    return self._step_failed(step, exhausted.error)
-            if outcome.released:
-                action.claim_released = True
-                action.lane_owned = action.lane_owned or outcome.lane_owned
-                # it ended when it gave the key up: the next holder may start then
-                action.released_at = outcome.released_at
-            action.granted = action.granted or outcome.granted
-            ended = self._take(step, outcome)
-            self._stop_if_interrupted()
-            if ended is not None:
-                return ended
-            await self._await_dependencies(step, outcome)
+                if index > first and continuing.due(action):  # S11.1: nothing is open now
+                    await continuing.continue_as_new(action, index)
+                step = self._begin_step(index)
+                if index == 0 and prepared.first_step is not None:
+                    outcome = prepared.first_step  # prepare ran it (preparing._perform_first_step)
+                else:
+                    try:
+                        outcome = await self._step_activity(index, index == last, retry)
+                    except ActivityError as error:
+                        reraise_cancellation(error)
+                        return self._step_failed(step, activity_error(error))
+                    except _Exhausted as exhausted:
+                        return self._step_failed(step, exhausted.error)
+                if outcome.released:
+                    action.claim_released = True
+                    action.lane_owned = action.lane_owned or outcome.lane_owned
+                    # it ended when it gave the key up: the next holder may start then
+                    action.released_at = outcome.released_at
+                action.granted = action.granted or outcome.granted
+                ended = self._take(step, outcome)
+                self._stop_if_interrupted()
+                if ended is not None:
+                    return ended
+                await self._waiting.wait(step, outcome)
+                marked_failed = outcome.marked_failed
             step.completed_at = action.released_at or action.now()
-            if outcome.marked_failed or step.unsuccessful_actions_count:
+            if marked_failed or step.unsuccessful_actions_count:
                 step.status = "failed"
                 reason = (
                     f"step {index} set its status to failed"
-                    if outcome.marked_failed
+                    if marked_failed
                     else f"{step.unsuccessful_actions_count} of its dependencies concluded "
                     f"unsuccessfully"
                 )
@@ -236,32 +247,3 @@ class StepRuns:
             error.message,
         )
         return "failed", error
-
-    async def _await_dependencies(self, step: StepData, outcome: StepOutcome) -> None:
-        """Start the children and timers a step asked for; wait until all concluded (S3.7)."""
-        dependencies = self._dependencies
-        children: list[tuple[str, ChildIntent]] = []
-        for number, intent in enumerate(outcome.children):
-            child_id = new_child_id(intent)
-            # listed in `step.actions` once Temporal started it (so it can be described)
-            dependencies.add(child_id, step.index, number)
-            children.append((child_id, intent))
-        waits: list[tuple[str, float]] = []
-        for number, seconds in enumerate(outcome.waits):
-            wait_id = f"wait/{step.index}/{number}"
-            dependencies.add(wait_id, step.index, child=False)
-            step.waits.append(seconds)
-            waits.append((wait_id, seconds))
-        step.pending_actions_count = len(children) + len(waits)
-        tasks = [asyncio.ensure_future(self._wait(wait_id, s)) for wait_id, s in waits]
-        tasks += await self._children.start(children, outcome.join_after)
-        if step.pending_actions_count:  # nothing to wait for: no pass of the loop either
-            await workflow.wait_condition(lambda: step.pending_actions_count == 0)
-        for task in tasks:  # children abandoned past this point are not ours to watch
-            if not task.done():
-                task.cancel()
-
-    async def _wait(self, wait_id: str, seconds: float) -> None:
-        """A timer dependency (S3.12): concludes successfully when it elapses."""
-        await workflow.sleep(timedelta(seconds=seconds))
-        self._dependencies.conclude(wait_id, True)

@@ -197,10 +197,10 @@ async def test_a_long_action_shows_its_first_and_latest_steps_and_counts_the_res
     stepped_env,
 ):
     """S11.2 for steps: 150 steps, the last fanning out to 120 children — the result
-    lists steps 0-49 and 100-149 and counts 50 left out; the last step, in the last
-    run, still lists all 120 children through `step_actions`; each run's input (what
-    continuing as new carries) stays small. (History 2,000: a run continues past
-    200 events, and 120 children fit in one.)"""
+    lists steps 0-49 and 100-149 and counts 50 left out; the last step still lists
+    all 120 children through `step_actions` (it may have continued as new inside
+    it: each run holding part of it is asked); each run's input (what continuing
+    as new carries) stays small. (History 2,000: a run continues past 200 events.)"""
     stepped.configure(server_limits=replace(LIMITS, history_events=2_000))
     Car = car_class()
     many = Car.stepped_action("many")

@@ -9,9 +9,10 @@ Proven here: a deadlock probe through a parent of 100 children, 75 of them held 
 by its child window (S4.9, S11.1: before, the probe signalled all 101 at once and the
 server refused the task on every retry); a 20-deep tree; a 300-deep `"queue"` lane
 performing in start order (120 on SQLite); 400 roots superseding one another in one
-lane (150 on SQLite); a step of 300 children stopped short of the history limit
-and failed, never terminated (S11.4), and an action of 150 steps continuing as new
-between steps (S11.1) — with
+lane (150 on SQLite); a step of 400 waits stopped short of the history limit
+and failed, never terminated (S11.4), an action of 150 steps continuing as new
+between steps (S11.1) and steps of 300 and 600 children continuing as new inside
+them — with
 `describe()`, `result()`, `lane()` and the `tree`/`lanes` CLI on them.
 
 This module starts a server of its own (marked `own_server`): CI runs it once.
@@ -149,7 +150,10 @@ def _declare() -> None:
         assert session is not None
         step.on([session.get(Truck, n) for n in ids], "honk")
 
-    fleet.failed(lambda truck, action, key, ids: truck.honk())  # (a callback ran)
+    waits = Truck.stepped_action("waits")
+    waits.concurrency_key(lambda truck, key: key)
+    waits.step(lambda truck, step, key: [step.wait(1 + n / 100) for n in range(400)])
+    waits.failed(lambda truck, action, key: truck.honk())  # (a callback ran)
     long = Truck.stepped_action("long")
     long.concurrency_key(lambda truck, key: key)
     for number in range(150):
@@ -287,19 +291,24 @@ async def test_a_tree_20_deep(stepped_on):
 async def test_work_too_large_for_one_history_fails_or_continues_and_is_never_terminated(
     stepped_on,
 ):
-    """S11.4: a step of 300 children (about 1,300 events) stops at 800 of the server's
-    1,000 events, ends failed with `HistoryLimitReached`, runs its `failed` callback
-    and gives its key to the next action. S11.1: an action of 150 steps (about 1,000
-    events, some waiting) continues as new between steps and succeeds, every run
-    under the limit. (Before, the server terminated both, `result()` raised and the
-    key stayed claimed.)"""
+    """S11.4: a step of 400 waits (about 1,200 events, all open at once) stops at 800
+    of the server's 1,000 events, ends failed with `HistoryLimitReached`, runs its
+    `failed` callback and gives its key to the next action. S11.1: a step of 300
+    children (about 1,300 events) continues as new inside it, and an action of 150
+    steps (about 1,000 events, some waiting) between steps; both succeed, every run
+    under the limit. (Before, the server terminated all three, `result()` raised and
+    the key stayed claimed; before continuing inside a step, the 300 stopped.)"""
     boss, *trucks = stepped_on.create(1, *range(10, 310))
     key = stepped_on.key
     wide = await stepped.start(boss, "fleet", key, [t.id for t in trucks])
-    long = await stepped.start(boss, "long", key)  # (queued behind the wide one)
-    failed, succeeded = await asyncio.wait_for(
-        asyncio.gather(wide.result(), long.result()), DEADLINE
+    stuck = await stepped.start(boss, "waits", key)  # (queued behind the wide one)
+    continued, failed = await asyncio.wait_for(
+        asyncio.gather(wide.result(), stuck.result()), DEADLINE
     )
+    # (started now: queued beside the stuck one, it would have superseded it)
+    succeeded = await asyncio.wait_for(stepped.run(boss, "long", key), DEADLINE)
+    assert continued.status == "succeeded", continued.error
+    assert continued.steps[0].actions_count == 300
     assert failed.status == "failed", failed.status
     assert failed.error is not None and failed.error.type == "HistoryLimitReached"
     assert "800 events" in failed.error.message, failed.error.message
@@ -307,10 +316,44 @@ async def test_work_too_large_for_one_history_fails_or_continues_and_is_never_te
     assert succeeded.steps_count == 150 and succeeded.steps_left_out == 50  # (S11.2)
     with Session(config.get_engine()) as session:
         honks = session.get(Truck, 1).honks  # type: ignore[union-attr]
-    assert honks == 1 + 150  # the wide one's callback, each of the long one's steps
+    assert honks == 1 + 150  # the stuck one's callback, each of the long one's steps
     (visit,) = stepped_on.create(2)
     assert (await stepped.run(visit, "visit", key)).status == "succeeded"  # the key is free
     assert await stepped_on.assert_within_limits() >= 3
+
+
+async def test_a_step_of_600_children_continues_as_new_inside_it(stepped_on):
+    """S11.1 inside a step: 600 children (about 2,600 events: past the limit, not only
+    the stop) — the action continues as new part way, many times, each run under
+    the limit; every child ran once, the result counts all 600 and `step_actions`
+    and the `tree` CLI list them. (Before, it stopped at 800 events and failed.)"""
+    boss, *trucks = stepped_on.create(3, *range(1000, 1600))
+    ids = [t.id for t in trucks]
+    handle = await stepped.start(boss, "fleet", f"{stepped_on.key}-wide", ids)
+    result = await asyncio.wait_for(handle.result(), DEADLINE)
+    assert result.status == "succeeded", result.error
+    step = result.steps[0]
+    assert (step.actions_count, step.pending_actions_count, step.actions_left_out) == (600, 0, 500)
+    listed = [action_id async for action_id in handle.step_actions(0)]
+    assert [int(action_id.split("/")[1]) for action_id in listed] == ids
+    with Session(config.get_engine()) as session:
+        honks = session.scalars(sa.select(Truck.honks).where(Truck.id.in_(ids))).all()
+    assert sorted(set(honks)) == [1]
+    tree = json.loads(await stepped_on.cli("tree", result.id, "--json"))
+    assert tree["status"] == "succeeded"
+    runs, run_id = 0, None
+    while True:  # (assert_within_limits sees only the latest run of each id)
+        history = await stepped_on.env.client.get_workflow_handle(
+            handle.id, run_id=run_id
+        ).fetch_history()
+        runs += 1
+        assert len(history.events) < LIMITS.history_events // 2, len(history.events)
+        started = history.events[0].workflow_execution_started_event_attributes
+        run_id = started.continued_execution_run_id
+        if not run_id:
+            break
+    assert runs >= 10, runs
+    assert await stepped_on.assert_within_limits() >= 601
 
 
 async def test_a_queue_lane_performs_in_start_order_however_deep(stepped_on, database_url):

@@ -58,6 +58,7 @@ ALLOWED = {
     "stepped_temporal.history_limits.STOPPING_REVISION": "a revision: runs read their own",
     "stepped_temporal.continuing.CONTINUING_REVISION": "a revision: runs read their own",
     "stepped_temporal.history_limits.AHEAD_REVISION": "a revision: runs read their own",
+    "stepped_temporal.continuing.STEP_REVISION": "a revision: runs read their own",
 }
 
 
@@ -109,9 +110,12 @@ def test_every_patch_marker_is_listed_in_the_architecture_page():
 
 def test_shape_defaults_are_what_runs_before_shapes_used():
     """Defaults decode every input written before shapes: never change them."""
-    # (the stops are read from revision 4 on, continue_events from 5: older inputs
-    # decode to them unread)
-    assert astuple(ActionShape()) == (1000, 50, 256, 64, 60, 40_960, 41_943_040, 5_120)
+    # (the stops are read from revision 4 on, continue_events from 5, step_events and
+    # the events a step's rest adds from 6: older inputs decode to them unread)
+    assert astuple(ActionShape()) == (
+        *(1000, 50, 256, 64, 60, 40_960, 41_943_040, 5_120),
+        *(10_140, 45, 20),
+    )
     assert astuple(LaneShape()) == (None, 200, 1000, 64)
     assert LEGACY_LANE_HISTORY_LIMITS == (2000, 3000)
     assert ActionShape() == CURRENT_ACTION_SHAPE  # nothing travels yet

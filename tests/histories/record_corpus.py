@@ -841,6 +841,48 @@ async def action_continues_as_new(env: SteppedTestEnvironment, Car: type) -> lis
         stepped.configure(server_limits=saved)
 
 
+#: from issue 28 on an action continues as new inside a wide step too (S11.1)
+try:
+    from stepped_temporal.shapes import ActionShape
+
+    STEPS_CONTINUE = hasattr(ActionShape(), "step_events")
+except ImportError:  # (before shapes)
+    STEPS_CONTINUE = False
+
+
+async def action_continues_inside_a_step(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
+    """S11.1 inside a step: on a cluster declared with 500 history events and 20
+    pending operations (ten children open at once; a run continues as new past 50
+    events when the rest of its step would take it past 100), a step of 100
+    children and a wait of two seconds continues as new part way, several times,
+    the wait handed over open, and succeeds. Records every run."""
+    from stepped_temporal import config
+
+    saved = config.settings().server_limits
+    stepped.configure(server_limits=stepped.ServerLimits(history_events=500, pending_operations=20))
+    try:
+        wide = Car.stepped_action("wide_step")
+        wide.step(lambda car, step, cars: (step.wait(2), step.on(cars, "honk")))
+        wide.step(lambda car, step, cars: car.honk())
+        boss, *cars = make_cars(env, Car, range(92_000, 92_101))
+        handle = await stepped.start(boss, "wide_step", cars)
+        result = await handle.result()
+        check(result.status == "succeeded", f"{handle.id} ended {result.status}")
+        check(result.steps[0].actions_count == 100, f"{result.steps[0]}")
+        runs = await every_run(env.client, handle.id)
+        inside = [
+            run
+            for run in runs
+            if b'"step"'
+            in run.events[0].workflow_execution_started_event_attributes.input.SerializeToString()
+        ]
+        check(len(runs) >= 3 and len(inside) >= 2, f"{len(runs)} runs, {len(inside)} inside")
+        print(f"  action continues inside a step: {len(runs)} runs")
+        return runs
+    finally:
+        stepped.configure(server_limits=saved)
+
+
 SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Recorded]]]] = {
     f.__name__: f
     for f in (
@@ -855,6 +897,7 @@ SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Rec
         *((lane_gone, early_release) if CHECKS else ()),
         *((history_stop,) if STOPS else ()),
         *((action_continues_as_new,) if CONTINUES else ()),
+        *((action_continues_inside_a_step,) if STEPS_CONTINUE else ()),
     )
 }
 
