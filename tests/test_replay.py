@@ -220,7 +220,8 @@ SHAPED_BY = {
     "window": ("lane_continues_as_new", "supersede_with_forwards"),
     "history_limit": ("lane_continues_as_new", "supersede_with_forwards"),
     "stop_events": ("history_stop",),
-    "continue_events": ("action_continues_as_new",),
+    "continue_events": ("action_continues_as_new", "action_continues_inside_a_step"),
+    "step_events": ("action_continues_inside_a_step",),
 }
 
 
@@ -273,6 +274,8 @@ def changed_on_replay(number: str, value: int) -> Iterator[None]:
         ("stop_events", 1_000_000),
         # an action continuing as new later than its run recorded (S11.1)
         ("continue_events", 80),
+        # an action continuing as new at another point inside a step (S11.1)
+        ("step_events", 150),
     ],
 )
 async def test_the_corpus_catches_a_change_without_a_marker(constant, value):
