@@ -87,8 +87,9 @@ async def test_step_actions_and_lane_pending_iterate_in_order(stepped_env):
 
 async def test_declared_limits_size_what_new_runs_record(stepped_env):
     """S11.5: with the cluster's pending operations at 100 and history at 5,000
-    events, a root records a child window of 50, a stop at 4,000 events (S11.4) and
-    a continue-as-new past 500 (S11.1; its children inherit all three), and a lane
+    events, a root records a child window of 50, a stop at 4,000 events (S11.4), a
+    continue-as-new past 500 and inside a step past 900 with the rest of the step
+    (S11.1; its children inherit all four), and a lane
     run continues as new past 200 events with 10 signals under way — and 60
     children still all run."""
     stepped.configure(
@@ -103,7 +104,7 @@ async def test_declared_limits_size_what_new_runs_record(stepped_env):
     result = await stepped.run(boss, "fleet", cars)
     assert result.status == "succeeded"
     assert [stepped_env.reload(car).honks for car in cars] == [1] * 60
-    shape = {"child_window": 50, "stop_events": 4000, "continue_events": 500}
+    shape = {"child_window": 50, "stop_events": 4000, "continue_events": 500, "step_events": 900}
     assert (await _input(stepped_env, result.id))["shape"] == shape
     child = await _input(stepped_env, result.steps[0].actions[0])
     assert child["shape"] == shape  # inherited
