@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from . import lane_checks
     from .action_run import ActionRun
+    from .continuing import PAGED_REVISION
     from .messages import PAYLOAD_VERSION, ErrorData, Prepared, PrepareInput
     from .search_attributes import CONCURRENCY_KEY
     from .wire import decode, encode
@@ -79,6 +80,7 @@ async def _prepare_activity(action: ActionRun) -> Prepared:
         budget=(input.retry or DEFAULT_RETRY).maximum_attempts,
         # the first task's events: started, task scheduled, task started
         first_task=workflow.info().get_current_history_length() <= 3,
+        page_children=input.revision >= PAGED_REVISION,
     )
     # from revision 2 a local activity: nothing waits on the server (prepare_view.py)
     result = await run_activity(

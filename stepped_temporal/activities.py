@@ -10,6 +10,7 @@ in a thread with heartbeats and database outages waited out (`execution.py`).
 - `stepped_step` (`stepping.py`): one step body and its intents (S3.5-S3.7).
 - `stepped_job` (`jobs.py`): a job-backed action's job (S6.4).
 - `stepped_finish` (`finishing.py`): after-callbacks, grant, release (S3.9).
+- `stepped_step_page` (`step_pages.py`): a page of a wide step's children (S11.1).
 
 Stepped's tables and their statements are in `store/`.
 """
@@ -23,8 +24,17 @@ from .execution import set_executor
 from .finishing import finish
 from .jobs import run_job
 from .preparing import prepare
+from .step_pages import read_page
 from .stepping import run_step
 
-__all__ = ["ALL_ACTIVITIES", "finish", "prepare", "run_job", "run_step", "set_executor"]
+__all__ = [
+    "ALL_ACTIVITIES",
+    "finish",
+    "prepare",
+    "read_page",
+    "run_job",
+    "run_step",
+    "set_executor",
+]
 
-ALL_ACTIVITIES: tuple[Callable[..., Any], ...] = (prepare, run_step, run_job, finish)
+ALL_ACTIVITIES: tuple[Callable[..., Any], ...] = (prepare, run_step, run_job, finish, read_page)

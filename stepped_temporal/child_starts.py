@@ -58,12 +58,14 @@ class ChildStarts:
     async def start(
         self,
         children: list[tuple[str, ChildIntent]],
-        join_after: list[list[int]] | None,
+        after: list[list[str]] | None,
+        reporting: set[int],
         pause: Callable[[int], bool] | None = None,
     ) -> list[asyncio.Task[None]]:
-        """Start a step's `children` (id, intent) in call order; `join_after` names,
-        per child, the earlier ones that join their lanes first (S4.8; None when
-        they may join in any order). Returns the tasks that watch them.
+        """Start `children` (id, intent) of a step in call order; `after` names, per
+        child, the ids of earlier ones that join their lanes first (S4.8; None when
+        they may join in any order), and `reporting` the children (by place in
+        `children`) such later ones wait for. Returns the tasks that watch them.
 
         Before each child after the first, `pause(children not started)` may say
         to start no more: `paused_at` is then the first child not started."""
@@ -74,7 +76,6 @@ class ChildStarts:
         batched = len(children) > shape.start_batch and marked(
             self._action.input.revision, BATCHED_STARTS
         )
-        reporting = {i for earlier in join_after or () for i in earlier}
         for number, (child_id, intent) in enumerate(children):
             if batched and number and number % shape.start_batch == 0:
                 await workflow.wait_condition(lambda: self._starting == 0)
@@ -83,9 +84,9 @@ class ChildStarts:
                 self.paused_at = number
                 break
             self._open += 1
-            after = [children[i][0] for i in join_after[number]] if join_after else []
+            earlier = after[number] if after else []
             tasks.append(
-                asyncio.ensure_future(self._start(child_id, intent, after, number in reporting))
+                asyncio.ensure_future(self._start(child_id, intent, earlier, number in reporting))
             )
         return tasks
 

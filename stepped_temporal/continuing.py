@@ -45,12 +45,21 @@ with workflow.unsafe.imports_passed_through():
     from .messages import Resume, StepResume
     from .wire import encode
 
-__all__ = ["CONTINUING_REVISION", "STEP_REVISION", "continue_as_new", "due", "due_in_step"]
+__all__ = [
+    "CONTINUING_REVISION",
+    "PAGED_REVISION",
+    "STEP_REVISION",
+    "continue_as_new",
+    "due",
+    "due_in_step",
+]
 
 #: the first `ActionInput.revision` that continues as new between steps
 CONTINUING_REVISION = 5
 #: the first that continues as new inside a step too
 STEP_REVISION = 6
+#: the first whose wide steps give their children in pages (step_pages.py)
+PAGED_REVISION = 7
 
 
 def due(action: ActionRun) -> bool:

@@ -13,7 +13,7 @@ from .shapes import ActionShape
 PAYLOAD_VERSION = 1
 #: the workflow behaviour inputs written now ask for (`ActionInput.revision`); a
 #: worker refuses a newer one (versioning.py)
-REVISION = 6
+REVISION = 7
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,11 @@ class StepOutcome:
     granted: bool = False
     #: ... and the lane workflow owns the key now, so it must be told
     lane_owned: bool = False
+    #: children in pages (step_pages.py): `children` is the first page, and pages 1
+    #: to `page_count` - 1 are read under `pages_key`; `children_count` counts all
+    children_count: int = 0
+    pages_key: str | None = None
+    page_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,8 @@ class PrepareInput:
     budget: int = 0
     #: run in the workflow's first task, nothing before it: no earlier run committed
     first_task: bool = False
+    #: a first step run here gives a wide step's children in pages (step_pages.py)
+    page_children: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,7 +183,8 @@ class ActionInput:
     #: is a local activity; from 2, prepare is one too (prepare_view.py); from 3, its
     #: behaviours are recorded as deprecated patch markers (versioning.marked); from
     #: 4 it stops short of the history limits (history_limits.py); from 5 it continues
-    #: as new between steps, from 6 inside a wide step too (continuing.py)
+    #: as new between steps, from 6 inside a wide step too (continuing.py); from 7 a
+    #: wide step's children come a page at a time (step_pages.py)
     revision: int = 0
     #: the definition's retry policy, known before prepare runs `before` (S8.2)
     retry: RetryData | None = None
@@ -296,18 +304,17 @@ class Resume:
 
 @dataclass(frozen=True)
 class OpenWait:
-    """A step's wait still running as its action continued as new: re-armed."""
+    """A step's wait still running as its action continued as new, and when it elapses
+    (the workflow's clock): re-armed."""
 
     wait_id: str
-    #: when it elapses (the workflow's clock)
     until: str
 
 
 @dataclass(frozen=True)
 class StepResume:
-    """The rest of a step whose action continued as new inside it (S11.1,
-    `continuing`): every child it started had concluded by then, so what is left is
-    the children not started yet and the waits still running."""
+    """The rest of a step whose action continued as new inside it (S11.1): every child
+    started had concluded, so the rest is the children not started, the open waits."""
 
     index: int
     #: the children not started yet, in call order; the first one's call number
@@ -316,5 +323,8 @@ class StepResume:
     #: `StepOutcome.join_after` of those children, numbered among them
     join_after: list[list[int]] | None = None
     waits: list[OpenWait] = field(default_factory=list)
-    #: the body assigned step.status = "failed" (S3.7)
-    marked_failed: bool = False
+    marked_failed: bool = False  # (the body assigned step.status = "failed", S3.7)
+    #: the pages of children to read from `next_page` on (`StepOutcome.pages_key`)
+    pages_key: str | None = None
+    next_page: int = 0
+    page_count: int = 0

@@ -193,7 +193,7 @@ def _perform_first_step(data: PrepareInput, prepared: Prepared) -> Prepared:
         concurrency_key=prepared.concurrency_key,
         status="performing",
     )
-    step = StepInput(context, 0)
+    step = StepInput(context, 0, page_children=data.page_children)
     if prepared.step_count == 1:
         step = step.as_last(prepared, claimed=True)
     try:

@@ -75,7 +75,9 @@ class StepRuns:
             if rest is not None and index == rest.index:
                 step = step_at(action.data, index)  # (an earlier run began it)
                 assert step is not None
-                await self._waiting.resume(step, rest)
+                lost = await self._waiting.resume(step, rest)
+                if lost is not None:
+                    return self._step_failed(step, lost)
                 marked_failed = rest.marked_failed
             else:
                 if index > first and continuing.due(action):  # S11.1: nothing is open now
@@ -101,7 +103,9 @@ class StepRuns:
                 self._stop_if_interrupted()
                 if ended is not None:
                     return ended
-                await self._waiting.wait(step, outcome)
+                lost = await self._waiting.wait(step, outcome)
+                if lost is not None:
+                    return self._step_failed(step, lost)
                 marked_failed = outcome.marked_failed
             step.completed_at = action.released_at or action.now()
             if marked_failed or step.unsuccessful_actions_count:
@@ -203,6 +207,7 @@ class StepRuns:
             index,
             erase_achievement=index == 0 and not action.claimed,
             budget=retry.maximum_attempts,
+            page_children=action.input.revision >= continuing.PAGED_REVISION,
         )
         outcome = await workflow.execute_activity(
             "stepped_step",

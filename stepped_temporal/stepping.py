@@ -28,6 +28,7 @@ from .execution import attempt, error_data, json_in_thread, stamp, unit_key
 from .faults import crash_point
 from .keys import join_order
 from .messages import ActionContext, ErrorData, StepOutcome
+from .step_pages import paged
 from .store import achievements, claims, outbound, records, transaction
 from .unit_messages import StepInput
 from .user_code import PERMANENT, Handled, build_action, call_user, load
@@ -145,6 +146,8 @@ def _perform_step(data: StepInput) -> StepOutcome:
                 released_at=released_at,
                 granted=granted,
             )
+            if data.page_children:  # (the pages are recorded with it: step_pages.py)
+                outcome = paged(session, key, context.action_id, outcome)
             records.record(session, key, context.action_id, outcome)
         crash_point("step-committed")
     except Handled as handled:

@@ -6,9 +6,17 @@ with defaults.
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .messages import ActionContext, ErrorData, Prepared
+from .messages import ActionContext, ChildIntent, ErrorData, Prepared
 
-__all__ = ["FinishInput", "FinishOutcome", "JobInput", "JobOutcome", "StepInput"]
+__all__ = [
+    "FinishInput",
+    "FinishOutcome",
+    "JobInput",
+    "JobOutcome",
+    "PageInput",
+    "StepInput",
+    "StepPage",
+]
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,8 @@ class StepInput:
     grant_on_success: bool = False
     #: the action's maximum_attempts, counting failures of user code (budgets.py)
     budget: int = 0
+    #: give a wide step's children in pages (`StepOutcome.pages_key`, step_pages.py)
+    page_children: bool = False
 
     def as_last(self, prepared: Prepared, claimed: bool) -> "StepInput":
         """This step as the action's last: what it settles itself when it ends the
@@ -84,3 +94,21 @@ class FinishOutcome:
     granted: bool = False
     #: the claim was given up and the lane workflow owns the key: tell it
     lane_owned: bool = False
+
+
+@dataclass(frozen=True)
+class PageInput:
+    """Input of the page activity: page `number` of `count` under `key` (step_pages.py)."""
+
+    key: str
+    number: int
+    count: int
+
+
+@dataclass(frozen=True)
+class StepPage:
+    """A page of a wide step's children (step_pages.py): their intents, and their
+    `join_after` numbered from the page's first child (earlier pages: below 0)."""
+
+    children: list[ChildIntent] = field(default_factory=list)
+    join_after: list[list[int]] | None = None

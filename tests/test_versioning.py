@@ -59,6 +59,7 @@ ALLOWED = {
     "stepped_temporal.continuing.CONTINUING_REVISION": "a revision: runs read their own",
     "stepped_temporal.history_limits.AHEAD_REVISION": "a revision: runs read their own",
     "stepped_temporal.continuing.STEP_REVISION": "a revision: runs read their own",
+    "stepped_temporal.continuing.PAGED_REVISION": "a revision: runs read their own",
 }
 
 

@@ -13,6 +13,8 @@ needs several runs. Both test servers serve.
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -22,6 +24,9 @@ from tests.support import car_class
 from tests.test_long_actions import runs_of
 
 LIMITS = stepped.ServerLimits(history_events=500, pending_operations=20)
+#: ... and payloads of 32 KiB: a page of children takes at most 2 KiB (about 25)
+PAGED = replace(LIMITS, payload_bytes=32 * 1024)
+BOTH = pytest.mark.parametrize("limits", [LIMITS, PAGED], ids=["one-page", "pages"])
 WIDTH = 120
 #: a run's events: it continues as new near 100, once the at most ten children
 #: open then have ended (about three events each)
@@ -48,11 +53,12 @@ async def _inputs(env, workflow_id: str) -> list[dict]:
         run_id = started.continued_execution_run_id
 
 
-async def test_a_wide_step_continues_as_new_part_way_and_lists_every_child(stepped_env):
+@BOTH
+async def test_a_wide_step_continues_as_new_part_way_and_lists_every_child(stepped_env, limits):
     """120 children: several runs, none past about 170 events; each child ran once;
     the result counts all 120, `step_actions` lists them all, in call order, and each
     run's input carries only the children it has not started."""
-    stepped.configure(server_limits=LIMITS)
+    stepped.configure(server_limits=limits)
     Car = car_class()
     boss, cars = _fleet(stepped_env, Car)
     fleet = Car.stepped_action("fleet")
@@ -75,22 +81,31 @@ async def test_a_wide_step_continues_as_new_part_way_and_lists_every_child(stepp
     counts = await runs_of(stepped_env, handle.id)
     print(f"runs of a 120-child step: {counts}")
     assert len(counts) >= 3 and max(counts) < MOST_EVENTS, counts
-    carried = [resume["step"] for resume in (await _inputs(stepped_env, handle.id))[1:]]
-    left = [len(rest["children"]) for rest in carried if rest is not None]
-    assert left and left == sorted(left, reverse=True) and max(left) < 120, left
-    assert [rest["first_number"] + len(rest["children"]) for rest in carried if rest] == [
-        120
-    ] * len(left)
+    carried = [resume.get("step") for resume in (await _inputs(stepped_env, handle.id))[1:]]
+    rests = [rest for rest in carried if rest is not None]
+    left = [len(rest["children"]) for rest in rests]
+    assert left and max(left) < 120, left
+    if limits is LIMITS:  # all the intents came at once: each run carries the rest
+        assert left == sorted(left, reverse=True), left
+        assert {rest["first_number"] + len(rest["children"]) for rest in rests} == {120}
+    else:  # in pages of about 25: a run carries the rest of one, and where it is
+        assert max(left) <= 30 and all(rest["pages_key"] for rest in rests), rests
+        assert max(len(json.dumps(rest)) for rest in rests) < 4096
+        first = [r["first_number"] for r in rests]
+        assert first == sorted(first) and len(set(first)) == len(first), first
 
 
-async def test_the_children_of_one_lane_join_it_in_call_order_across_runs(stepped_env):
+@BOTH
+async def test_the_children_of_one_lane_join_it_in_call_order_across_runs(stepped_env, limits):
     """S4.8 across the hand-over: 60 children queue in one `"queue"` lane; they perform
     in call order, each once, whichever run started them."""
-    stepped.configure(server_limits=LIMITS)
+    stepped.configure(server_limits=limits)
     Car = car_class()
     order: list[int] = []
     visit = Car.stepped_action("visit", lane="queue")
-    visit.concurrency_key(lambda car, n: "garage")
+    # (a key of this test's own: the lane of another test's worker may still idle)
+    garage = f"garage-{uuid.uuid4().hex}"
+    visit.concurrency_key(lambda car, n: garage)
     visit.step(lambda car, step, n: order.append(n))
     line = Car.stepped_action("line")
     line.step(lambda car, step: [step.do("visit", n) for n in range(60)])
@@ -104,13 +119,15 @@ async def test_the_children_of_one_lane_join_it_in_call_order_across_runs(steppe
     assert len(await runs_of(stepped_env, handle.id)) >= 2
 
 
-async def test_a_wait_runs_its_time_across_the_hand_over(stepped_env):
+@BOTH
+async def test_a_wait_runs_its_time_across_the_hand_over(stepped_env, limits):
     """S3.12: a step that waits 20 seconds beside its 120 children hands the wait over
     with them; the step ends when the wait has run its time, not sooner."""
-    stepped.configure(server_limits=LIMITS)
+    stepped.configure(server_limits=limits)
     Car = car_class()
     boss, cars = _fleet(stepped_env, Car)
     slow = Car.stepped_action("slow")
+    slow.step(lambda car, step, cars: None)  # (the wide one is not the step prepare runs)
 
     @slow.step
     def _(car, step, cars):
@@ -120,19 +137,20 @@ async def test_a_wait_runs_its_time_across_the_hand_over(stepped_env):
     result = await stepped.run(boss, "slow", cars)
 
     assert result.status == "succeeded", result.error
-    step = result.steps[0]
+    step = result.steps[1]
     assert list(step.waits) == [20] and step.actions_count == 120
     took = step.completed_at - step.started_at
     assert took.total_seconds() >= 20
-    carried = [r["step"] for r in (await _inputs(stepped_env, result.id))[1:] if r["step"]]
+    carried = [r["step"] for r in (await _inputs(stepped_env, result.id))[1:] if r.get("step")]
     assert carried and carried[0]["waits"], carried[0]  # (the first hand-over had it open)
     assert {stepped_env.reload(c).honks for c in cars} == {1}
 
 
-async def test_failures_across_runs_fail_the_step(stepped_env):
+@BOTH
+async def test_failures_across_runs_fail_the_step(stepped_env, limits):
     """S3.7, S3.8: a child failing in an early run and a body that marked the step
     failed both fail it once every child concluded, counted across the runs."""
-    stepped.configure(server_limits=LIMITS)
+    stepped.configure(server_limits=limits)
     Car = car_class()
     boss, cars = _fleet(stepped_env, Car)
 
@@ -182,3 +200,37 @@ async def test_inputs_of_an_older_release_never_continue_inside_a_step(
     assert result.status == "succeeded"
     (count,) = await runs_of(stepped_env, result.id)
     assert count > 100  # (where this release would have continued as new)
+
+
+async def test_a_page_no_longer_recorded_fails_its_step_naming_it(stepped_env):
+    """Pages are records: one pruned before its step read it is named, not retried."""
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from stepped_temporal.step_pages import PAGES_GONE, read_page
+    from stepped_temporal.unit_messages import PageInput
+    from stepped_temporal.wire import encode
+
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(read_page, encode(PageInput("run/step/3", 2, 5)))
+    assert raised.value.type == PAGES_GONE and raised.value.non_retryable
+    assert "page 2 of 5" in str(raised.value) and "run/step/3" in str(raised.value)
+
+
+def test_children_split_into_pages_by_count_and_size(stepped_env):
+    """At most 500 intents a page and a sixteenth of the payload limit; join order
+    numbered from each page's first child, earlier pages below 0."""
+    from stepped_temporal.messages import ChildIntent
+    from stepped_temporal.step_pages import split
+
+    stepped.configure(server_limits=stepped.ServerLimits())
+    small = [ChildIntent("Car", n, "honk", []) for n in range(1_201)]
+    assert [len(p.children) for p in split(small, None)] == [500, 500, 201]
+    chain = [[n - 1] if n else [] for n in range(1_201)]
+    pages = split(small, chain)
+    assert pages[1].join_after[0] == [-1] and pages[1].join_after[1] == [0]
+    stepped.configure(server_limits=stepped.ServerLimits(payload_bytes=16 * 1024))
+    large = [ChildIntent("Car", n, "honk", ["x" * 300]) for n in range(10)]
+    sizes = [len(p.children) for p in split(large, None)]
+    assert sum(sizes) == 10 and max(sizes) <= 3, sizes
+    assert [c.actor_id for p in split(large, None) for c in p.children] == list(range(10))

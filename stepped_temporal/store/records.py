@@ -40,6 +40,7 @@ __all__ = [
     "find",
     "forget",
     "found_at",
+    "keep",
     "prune",
     "record",
     "record_key",
@@ -140,6 +141,13 @@ def count_loss(session: Session, key: str, action_id: str, loss: str, follows: s
     values = {"key": key, "action_id": action_id, "outcome": outcome, "created_at": now}
     upsert(session, StepRecord, values, key="key", changes={"outcome": outcome, "created_at": now})
     return count
+
+
+def keep(session: Session, keys: list[str]) -> None:
+    """Keep the records under `keys` as long again as a new one (see `prune`)."""
+    session.execute(
+        sa.update(StepRecord).where(StepRecord.key.in_(keys)).values(created_at=datetime.now(UTC))
+    )
 
 
 def forget(session: Session, key: str) -> None:

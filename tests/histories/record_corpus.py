@@ -884,6 +884,51 @@ async def action_continues_inside_a_step(env: SteppedTestEnvironment, Car: type)
         stepped.configure(server_limits=saved)
 
 
+#: from issue 28 on a wide step's children come in pages (S11.1, S11.3)
+try:
+    from stepped_temporal import step_pages  # noqa: F401
+
+    PAGES = True
+except ImportError:  # (before pages)
+    PAGES = False
+
+
+async def wide_step_in_pages(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
+    """S11.1 with pages: on a cluster declared with 500 history events, 20 pending
+    operations and 32 KiB payloads, the second step of an action asks for 100
+    children, which come in pages of about 25 (each next one read by a local
+    activity) while the action continues as new inside the step. Records every run."""
+    from stepped_temporal import config
+
+    saved = config.settings().server_limits
+    stepped.configure(
+        server_limits=stepped.ServerLimits(
+            history_events=500, pending_operations=20, payload_bytes=32 * 1024
+        )
+    )
+    try:
+        paged = Car.stepped_action("paged_step")
+        paged.step(lambda car, step, cars: car.honk())
+        paged.step(lambda car, step, cars: step.on(cars, "honk"))
+        boss, *cars = make_cars(env, Car, range(93_000, 93_101))
+        handle = await stepped.start(boss, "paged_step", cars)
+        result = await handle.result()
+        check(result.status == "succeeded", f"{handle.id} ended {result.status}")
+        check(result.steps[1].actions_count == 100, f"{result.steps[1]}")
+        runs = await every_run(env.client, handle.id)
+        reads = sum(
+            1
+            for run in runs
+            for event in run.events
+            if b"stepped_step_page" in event.SerializeToString()
+        )
+        check(len(runs) >= 3 and reads >= 2, f"{len(runs)} runs, {reads} page reads")
+        print(f"  wide step in pages: {len(runs)} runs, {reads} page reads")
+        return runs
+    finally:
+        stepped.configure(server_limits=saved)
+
+
 SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Recorded]]]] = {
     f.__name__: f
     for f in (
@@ -899,6 +944,7 @@ SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Rec
         *((history_stop,) if STOPS else ()),
         *((action_continues_as_new,) if CONTINUES else ()),
         *((action_continues_inside_a_step,) if STEPS_CONTINUE else ()),
+        *((wide_step_in_pages,) if PAGES else ()),
     )
 }
 
