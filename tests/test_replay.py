@@ -220,8 +220,12 @@ SHAPED_BY = {
     "window": ("lane_continues_as_new", "supersede_with_forwards"),
     "history_limit": ("lane_continues_as_new", "supersede_with_forwards"),
     "stop_events": ("history_stop",),
-    "continue_events": ("action_continues_as_new", "action_continues_inside_a_step"),
-    "step_events": ("action_continues_inside_a_step",),
+    "continue_events": (
+        "action_continues_as_new",
+        "action_continues_inside_a_step",
+        "wide_step_in_pages",
+    ),
+    "step_events": ("action_continues_inside_a_step", "wide_step_in_pages"),
 }
 
 
