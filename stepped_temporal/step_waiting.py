@@ -111,6 +111,10 @@ class StepWaiting:
         if action.input.revision >= continuing.STEP_REVISION:
 
             def pause(unstarted: int) -> bool:
+                if action.input.revision >= continuing.PAGED_REVISION:
+                    # (the pages not read yet too: whatever has not concluded and
+                    # is not open is still to start)
+                    unstarted = step.pending_actions_count - dependencies.open
                 return continuing.due_in_step(action, dependencies, unstarted)
 
         number = first_number

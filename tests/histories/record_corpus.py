@@ -30,6 +30,7 @@ Only APIs present at every recorded version are used (the public API,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import inspect
 import json
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -759,6 +760,27 @@ STOPS = "server_limits" in inspect.signature(stepped.configure).parameters and h
 )
 
 
+@contextlib.contextmanager
+def declared(**limits: int) -> Iterator[None]:
+    """Stepped told the cluster has these limits (S11.5), for a scenario's length."""
+    from stepped_temporal import config
+
+    saved = config.settings().server_limits
+    stepped.configure(server_limits=stepped.ServerLimits(**limits))
+    try:
+        yield
+    finally:
+        stepped.configure(server_limits=saved)
+
+
+async def wide_runs(env: SteppedTestEnvironment, boss: Any, name: str, cars: list[Any]) -> Any:
+    """Run `name` on `boss` with `cars`; its result and every run of it, once all closed."""
+    handle = await stepped.start(boss, name, cars)
+    result = await handle.result()
+    check(result.status == "succeeded", f"{handle.id} ended {result.status}")
+    return result, await every_run(env.client, handle.id)
+
+
 async def history_stop(env: SteppedTestEnvironment, Car: type) -> list[Recorded]:
     """S11.4: on a cluster declared with 500 history events and 100 pending operations,
     a step of 150 children stops its action while children are still open, and a
@@ -766,13 +788,7 @@ async def history_stop(env: SteppedTestEnvironment, Car: type) -> list[Recorded]
     REVISION 5 an action continues as new between them; not the children from
     REVISION 6, which continue inside the step); both end failed with
     `HistoryLimitReached`. Records both."""
-    from stepped_temporal import config
-
-    saved = config.settings().server_limits
-    stepped.configure(
-        server_limits=stepped.ServerLimits(history_events=500, pending_operations=100)
-    )
-    try:
+    with declared(history_events=500, pending_operations=100):
         Car.stepped_action("stop_wide").step(lambda car, step, cars: step.on(cars, "honk"))
         long = Car.stepped_action("stop_long")  # (many waits in one step: see below)
         long.step(lambda car, step: [step.wait(1 + n / 100) for n in range(200)])
@@ -793,8 +809,6 @@ async def history_stop(env: SteppedTestEnvironment, Car: type) -> list[Recorded]
             recorded.append(run)
         print(f"  history stop: {[len(run.events) for run in recorded]} events")
         return recorded
-    finally:
-        stepped.configure(server_limits=saved)
 
 
 #: from issue 28 on an action continues as new between steps (S11.1)
@@ -811,13 +825,7 @@ async def action_continues_as_new(env: SteppedTestEnvironment, Car: type) -> lis
     past 50), an action of 40 steps on a key, some waiting, continues as new between
     steps and succeeds; a parent's step waits on a child that does the same. Records
     every run of both actions and the parent."""
-    from stepped_temporal import config
-
-    saved = config.settings().server_limits
-    stepped.configure(
-        server_limits=stepped.ServerLimits(history_events=500, pending_operations=100)
-    )
-    try:
+    with declared(history_events=500, pending_operations=100):
         tour = Car.stepped_action("tour_long")
         tour.concurrency_key(lambda car: "tour-road")
         for number in range(40):
@@ -838,8 +846,6 @@ async def action_continues_as_new(env: SteppedTestEnvironment, Car: type) -> lis
                 recorded.append(await fetch(env.client, handle.id))
         print(f"  action continues as new: {len(recorded)} runs")
         return recorded
-    finally:
-        stepped.configure(server_limits=saved)
 
 
 #: from issue 28 on an action continues as new inside a wide step too (S11.1)
@@ -857,20 +863,13 @@ async def action_continues_inside_a_step(env: SteppedTestEnvironment, Car: type)
     events when the rest of its step would take it past 100), a step of 100
     children and a wait of two seconds continues as new part way, several times,
     the wait handed over open, and succeeds. Records every run."""
-    from stepped_temporal import config
-
-    saved = config.settings().server_limits
-    stepped.configure(server_limits=stepped.ServerLimits(history_events=500, pending_operations=20))
-    try:
+    with declared(history_events=500, pending_operations=20):
         wide = Car.stepped_action("wide_step")
         wide.step(lambda car, step, cars: (step.wait(2), step.on(cars, "honk")))
         wide.step(lambda car, step, cars: car.honk())
         boss, *cars = make_cars(env, Car, range(92_000, 92_101))
-        handle = await stepped.start(boss, "wide_step", cars)
-        result = await handle.result()
-        check(result.status == "succeeded", f"{handle.id} ended {result.status}")
+        result, runs = await wide_runs(env, boss, "wide_step", cars)
         check(result.steps[0].actions_count == 100, f"{result.steps[0]}")
-        runs = await every_run(env.client, handle.id)
         inside = [
             run
             for run in runs
@@ -880,8 +879,6 @@ async def action_continues_inside_a_step(env: SteppedTestEnvironment, Car: type)
         check(len(runs) >= 3 and len(inside) >= 2, f"{len(runs)} runs, {len(inside)} inside")
         print(f"  action continues inside a step: {len(runs)} runs")
         return runs
-    finally:
-        stepped.configure(server_limits=saved)
 
 
 #: from issue 28 on a wide step's children come in pages (S11.1, S11.3)
@@ -898,24 +895,13 @@ async def wide_step_in_pages(env: SteppedTestEnvironment, Car: type) -> list[Rec
     operations and 32 KiB payloads, the second step of an action asks for 100
     children, which come in pages of about 25 (each next one read by a local
     activity) while the action continues as new inside the step. Records every run."""
-    from stepped_temporal import config
-
-    saved = config.settings().server_limits
-    stepped.configure(
-        server_limits=stepped.ServerLimits(
-            history_events=500, pending_operations=20, payload_bytes=32 * 1024
-        )
-    )
-    try:
+    with declared(history_events=500, pending_operations=20, payload_bytes=32 * 1024):
         paged = Car.stepped_action("paged_step")
         paged.step(lambda car, step, cars: car.honk())
         paged.step(lambda car, step, cars: step.on(cars, "honk"))
         boss, *cars = make_cars(env, Car, range(93_000, 93_101))
-        handle = await stepped.start(boss, "paged_step", cars)
-        result = await handle.result()
-        check(result.status == "succeeded", f"{handle.id} ended {result.status}")
+        result, runs = await wide_runs(env, boss, "paged_step", cars)
         check(result.steps[1].actions_count == 100, f"{result.steps[1]}")
-        runs = await every_run(env.client, handle.id)
         reads = sum(
             1
             for run in runs
@@ -925,8 +911,6 @@ async def wide_step_in_pages(env: SteppedTestEnvironment, Car: type) -> list[Rec
         check(len(runs) >= 3 and reads >= 2, f"{len(runs)} runs, {reads} page reads")
         print(f"  wide step in pages: {len(runs)} runs, {reads} page reads")
         return runs
-    finally:
-        stepped.configure(server_limits=saved)
 
 
 SCENARIOS: dict[str, Callable[[SteppedTestEnvironment, type], Awaitable[list[Recorded]]]] = {
