@@ -498,6 +498,10 @@ class History:
     workflow_ids: int = 0
     #: executions still running when counted (lanes that did not end)
     still_open: int = 0
+    #: the longest history of an action's run (S11: under Temporal's warning at a
+    #: fifth of the limit), and how many runs continued as new
+    longest: int = 0
+    continued: int = 0
 
 
 async def count_history(
@@ -547,6 +551,10 @@ async def count_history(
         if execution.workflow_type == LANE_WORKFLOW:
             history.lane_events += events
             history.lane_runs.append(events)
+        else:
+            history.longest = max(history.longest, events)
+            if execution.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                history.continued += 1
     history.lane_runs.sort(reverse=True)
     return history
 
@@ -652,7 +660,8 @@ async def run_variant(
             )
         progress(
             f"  {variant}: {history.events} events in {history.executions} executions "
-            f"({history.lane_events} in {len(history.lane_runs)} lane runs)"
+            f"({history.lane_events} in {len(history.lane_runs)} lane runs); longest action "
+            f"run {history.longest} events, {history.continued} runs continued as new"
         )
         return Run(
             variant,

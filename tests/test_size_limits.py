@@ -5,15 +5,15 @@ Stepped (`configure(server_limits=…)`, S11.5), on SQLite and PostgreSQL, throu
 Temporal's own `WorkflowEnvironment` (S10.3). After each scenario no workflow of the
 test's task queue ended TERMINATED and every history stayed under the lowered limit.
 
-Proven here: a deadlock probe through a parent of 100 children, 75 of them held back
-by its child window (S4.9, S11.1: before, the probe signalled all 101 at once and the
-server refused the task on every retry); a 20-deep tree; a 300-deep `"queue"` lane
-performing in start order (120 on SQLite); 400 roots superseding one another in one
-lane (150 on SQLite); a step of 400 waits stopped short of the history limit
-and failed, never terminated (S11.4), an action of 150 steps continuing as new
-between steps (S11.1) and steps of 300 and 600 children continuing as new inside
-them — with
-`describe()`, `result()`, `lane()` and the `tree`/`lanes` CLI on them.
+Proven here: a deadlock probe through a parent of 500 children (100 on SQLite), all
+but 25 held back by its child window (S4.9, S11.1: before, the probe signalled all
+of them at once and the server refused the task on every retry); a 20-deep tree; a
+300-deep `"queue"` lane performing in start order (120 on SQLite); 1,000 roots
+superseding one another in one lane (150 on SQLite); a step of 400 waits stopped
+short of the history limit and failed, never terminated (S11.4); an action of 150
+steps continuing as new between steps (S11.1) and steps of 300 and 600 children
+continuing as new inside them — with `describe()`, `result()`, `lane()` and the
+`tree`/`lanes` CLI on them.
 
 This module starts a server of its own (marked `own_server`): CI runs it once.
 """
@@ -240,10 +240,13 @@ async def _complete(truck: Truck, name: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_a_deadlock_probe_through_a_parent_of_100_children(stepped_on):
-    """S4.9 through a parent whose step waits on 101 children, 75 held back by its
-    window of 25: the cycle is found, one visit is deadlocked, and both trees end."""
-    one, two, *holders = stepped_on.create(1, 2, *range(10, 110))
+async def test_a_deadlock_probe_through_a_parent_of_500_children(stepped_on, database_url):
+    """S4.9 through a parent whose step waits on 501 children (101 on SQLite, for CI's
+    time), all but 25 held back by its window — and, from revision 6, by its
+    hand-overs to the next run (S11.1): the cycle is found, one visit is deadlocked,
+    and both trees end."""
+    width = 500 if database_url else 100
+    one, two, *holders = stepped_on.create(1, 2, *range(10, 10 + width))
     a, b = f"{stepped_on.key}-a", f"{stepped_on.key}-b"
     first = await stepped.start(one, "lead", a, b, [t.id for t in holders])
     second = await stepped.start(two, "lead", b, a, [])
@@ -268,10 +271,10 @@ async def test_a_deadlock_probe_through_a_parent_of_100_children(stepped_on):
     results = await asyncio.wait_for(asyncio.gather(first.result(), second.result()), DEADLINE)
     assert sorted(r.status for r in results) == ["failed", "succeeded"]
     assert results[0].steps[1].pending_actions_count == 0
-    assert results[0].steps[1].actions_count == 101
+    assert results[0].steps[1].actions_count == width + 1
     failed = next(r for r in results if r.status == "failed")
     assert "deadlocked" in await stepped_on.cli("tree", failed.id)
-    assert await stepped_on.assert_within_limits() >= 104
+    assert await stepped_on.assert_within_limits() >= width + 4
 
 
 async def test_a_tree_20_deep(stepped_on):
@@ -382,10 +385,11 @@ async def test_a_queue_lane_performs_in_start_order_however_deep(stepped_on, dat
 
 
 async def test_starts_superseding_one_another_in_one_lane(stepped_on, database_url):
-    """S4.2 at length: 400 roots (150 on SQLite, for CI's time) join one lane behind a
-    holder, each once the one before is pending, and each supersedes the one before;
-    the last performs, once, and every other ends superseded by the one after it."""
-    count = 400 if database_url else 150
+    """S4.2 at length: 1,000 roots (150 on SQLite, for CI's time) join one lane behind
+    a holder, each once the one before is pending, and each supersedes the one
+    before; the last performs, once, and every other ends superseded by the one
+    after it."""
+    count = 1_000 if database_url else 150
     blocker, _, handles = await _behind_a_holder(stepped_on, "barrier", "release", count)
     await _complete(blocker, "barrier")
     results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), DEADLINE)
