@@ -38,10 +38,15 @@ async def _history_of(env, workflow_id: str):
     return (await handle.describe()).status, len((await handle.fetch_history()).events)
 
 
-async def test_a_step_too_wide_for_the_history_fails_its_action(stepped_env):
+async def test_a_step_too_wide_for_the_history_fails_its_action(stepped_env, monkeypatch):
     """150 children need about 650 events: the action stops at 250 of the declared 500,
-    ends failed naming the limit, runs its `failed` callback and hands its key on."""
+    ends failed naming the limit, runs its `failed` callback and hands its key on.
+    (Started as revision 5 started it: from revision 6 a wide step continues as new
+    inside it instead, tests/test_wide_steps.py — at these limits, where the child
+    window is a tenth of the history, its drain may still reach the stop on the
+    time-skipping server, and not on the dev server.)"""
     stepped.configure(server_limits=LIMITS)
+    monkeypatch.setattr(stepped_client, "REVISION", 5)
     Car = car_class()
     calls: list[str] = []
     _fleet(Car, calls)
