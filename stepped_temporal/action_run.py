@@ -145,6 +145,11 @@ class ActionRun:
         assert prepared is not None and prepared.lane_id is not None
         return await signal(prepared.lane_id, name, payload)
 
+    def adopted(self) -> bool:
+        """The lane workflow took this action over: it said so when a claimed action's
+        release found the key contended (`lane_owned`), or sent a perform verdict."""
+        return self.lane_owned or any(v.kind == "perform" for v in self.verdicts)
+
     def completion_error(self) -> ErrorData | None:
         """The error of an action completed from outside with an unsuccessful status
         and a reason (S9.6)."""

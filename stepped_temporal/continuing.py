@@ -114,10 +114,8 @@ async def continue_as_new(
         claim_released=action.claim_released,
         # (a lane that adopted the claim sent a perform verdict: the next run
         # must release to it as this one would)
-        lane_owned=action.lane_owned
-        or (
-            action.input.revision >= STEP_REVISION
-            and any(verdict.kind == "perform" for verdict in action.verdicts)
+        lane_owned=(
+            action.adopted() if action.input.revision >= STEP_REVISION else action.lane_owned
         ),
         granted=action.granted,
         released_at=action.released_at,

@@ -89,8 +89,7 @@ async def finish(action: ActionRun, ending: Ending) -> None:
     data.successful = status == "succeeded" and failed_callbacks == 0
     # A claimed action tells the lane only if the lane took it over (the
     # release found the key contended, or the lane's perform verdict came).
-    adopted = action.lane_owned or any(v.kind == "perform" for v in action.verdicts)
-    if ending.release and (not action.claimed or adopted):
+    if ending.release and (not action.claimed or action.adopted()):
         action.release = LaneRelease(
             data.id, status, data.successful, data.error, data.completed_at
         )

@@ -97,7 +97,8 @@ async def _began(client: Client, workflow_id: str, run_id: str) -> tuple[int, bo
         resume: dict[str, Any] = {}
         if started.input.payloads:
             (decoded,) = await client.data_converter.decode(started.input.payloads)
-            resume = (decoded or {}).get("resume") or {} if isinstance(decoded, dict) else {}
+            if isinstance(decoded, dict):
+                resume = decoded.get("resume") or {}
         step = resume.get("step") or {}
         return (
             int(resume.get("next_step", 0)),

@@ -76,8 +76,6 @@ class StepRuns:
                 step = step_at(action.data, index)  # (an earlier run began it)
                 assert step is not None
                 lost = await self._waiting.resume(step, rest)
-                if lost is not None:
-                    return self._step_failed(step, lost)
                 marked_failed = rest.marked_failed
             else:
                 if index > first and continuing.due(action):  # S11.1: nothing is open now
@@ -104,9 +102,9 @@ class StepRuns:
                 if ended is not None:
                     return ended
                 lost = await self._waiting.wait(step, outcome)
-                if lost is not None:
-                    return self._step_failed(step, lost)
                 marked_failed = outcome.marked_failed
+            if lost is not None:  # its pages of children could not be read
+                return self._step_failed(step, lost)
             step.completed_at = action.released_at or action.now()
             if marked_failed or step.unsuccessful_actions_count:
                 step.status = "failed"

@@ -204,7 +204,7 @@ class StepWaiting:
             children=intents[paused_at:],
             first_number=first_number + paused_at,
             # (the earlier ones all concluded, so all joined their lanes: S4.8)
-            join_after=None if join_after is None else _after(join_after, paused_at),
+            join_after=None if join_after is None else _renumbered(join_after, paused_at),
             waits=[
                 OpenWait(wait_id, until.isoformat())
                 for wait_id, until in self._until.items()
@@ -223,7 +223,7 @@ class StepWaiting:
         self._dependencies.conclude(wait_id, True)
 
 
-def _after(join_after: list[list[int]], paused_at: int) -> list[list[int]]:
+def _renumbered(join_after: list[list[int]], paused_at: int) -> list[list[int]]:
     """`join_after` of the children from `paused_at` on, numbered among them."""
     rest = join_after[paused_at:]
     return [[i - paused_at for i in earlier if i >= paused_at] for earlier in rest]

@@ -145,9 +145,8 @@ def count_loss(session: Session, key: str, action_id: str, loss: str, follows: s
 
 def keep(session: Session, keys: list[str]) -> None:
     """Keep the records under `keys` as long again as a new one (see `prune`)."""
-    session.execute(
-        sa.update(StepRecord).where(StepRecord.key.in_(keys)).values(created_at=datetime.now(UTC))
-    )
+    refreshed = sa.update(_TABLE).where(_TABLE.c.key.in_(keys))
+    session.connection().execute(refreshed.values(created_at=datetime.now(UTC)))
 
 
 def forget(session: Session, key: str) -> None:
